@@ -41,6 +41,7 @@ LOADERS = {"dit": "the DiT loader (load_dit)", "vae": "the VAE loader (load_vae)
 SPIECE_KEY = "spiece_model"
 _EXTRA_KEYS = (SCALED_FP8_MARKER, SPIECE_KEY)
 _SCALE_SUFFIXES = ("." + SCALE_WEIGHT, "." + SCALE_INPUT)
+_ALIGNMENT = 64   # bytes; what PyTorch's CPU allocator guarantees
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ class Checkpoint:
         raw = self.files.read(stored_key)
         if is_fp8(raw.dtype) and not (keep_fp8 and (dtype is None or is_fp8(dtype))):
             return dequantize(raw.to(device), self._stored_scale(stored_key), dtype or torch.bfloat16)
-        return raw.to(device=device, dtype=dtype or raw.dtype)
+        return _aligned(raw.to(device=device, dtype=dtype or raw.dtype))
 
     # -- tensors combined from several stored ones (CLIP q/k/v in transformers naming) ------------
     def _derived_meta(self) -> dict[str, TensorMeta]:
@@ -218,6 +219,18 @@ class Checkpoint:
                       for name, s in sources.items()}
             self._derived_meta_cache = {k: TensorMeta(tuple(v.shape), v.dtype) for k, v in convert(probes).items()}
         return self._derived_meta_cache
+
+
+def _aligned(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor itself, or a copy when it sits at a CPU address that is not 64-byte aligned.
+
+    safetensors hands out zero-copy views of its memory map at whatever offset the file header
+    leaves; kernels pick different vector paths for unaligned data, so the same weights would give
+    last-bit different results depending on the file. A copy is made one tensor at a time.
+    """
+    if tensor.device.type == "cpu" and tensor.numel() and tensor.data_ptr() % _ALIGNMENT:
+        return tensor.clone(memory_format=torch.contiguous_format)
+    return tensor
 
 
 def _layer_index(name: str) -> str | None:
