@@ -1,0 +1,158 @@
+"""Command line: `python -m wan21_core i2v ...` generates a clip; `python -m wan21_core demo` runs the
+whole pipeline on tiny random-weight models built on the fly (a smoke test, not a real video)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+
+import torch
+
+from .defaults import AREA_480P, AREA_720P, I2V_FRAMES, I2V_GUIDANCE, I2V_STEPS, FPS, default_shift
+from .profiling import StageStats, stage
+from .sigmas import SCHEDULE_KINDS
+from .solvers import SOLVERS
+
+DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
+          "fp8": torch.float8_e4m3fn}
+AREAS = {"480p": AREA_480P, "720p": AREA_720P}
+
+
+def _add_generation_args(p: argparse.ArgumentParser, frames: int, steps: int, area: str) -> None:
+    p.add_argument("--prompt", default="", help="what should happen in the clip")
+    p.add_argument("--negative-prompt", default=None, help="default: the official Wan2.1 negative prompt")
+    p.add_argument("--frames", type=int, default=frames, help="number of frames, 4n+1 (16 fps)")
+    p.add_argument("--steps", type=int, default=steps, help="sampling steps")
+    p.add_argument("--guidance", type=float, default=I2V_GUIDANCE, help="classifier-free guidance scale")
+    p.add_argument("--shift", type=float, default=None, help="sigma shift (default: 3 at 480p, 5 at 720p)")
+    p.add_argument("--solver", choices=SOLVERS, default="unipc")
+    p.add_argument("--schedule", choices=SCHEDULE_KINDS, default="official")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", choices=sorted(AREAS), default=area,
+                   help="target area; the aspect ratio follows the image (official rule)")
+    p.add_argument("--max-area", type=int, default=None, help="target area in pixels (overrides --size)")
+    p.add_argument("--width", type=int, default=None, help="exact width (with --height), multiple of 16")
+    p.add_argument("--height", type=int, default=None, help="exact height (with --width), multiple of 16")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT weight dtype")
+    p.add_argument("--vae-tile", type=int, default=None, help="spatial VAE tile size in pixels (saves memory)")
+    p.add_argument("--out", default="video.mp4", help="output mp4 path")
+    p.add_argument("--frames-dir", default=None, help="also write PNG frames into this folder")
+    p.add_argument("--webp", default=None, help="also write an animated WebP")
+    p.add_argument("--fps", type=float, default=FPS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m wan21_core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    i2v = sub.add_parser("i2v", help="image-to-video with real Wan2.1 checkpoints")
+    i2v.add_argument("--image", required=True, help="start frame (any image file)")
+    i2v.add_argument("--end-image", default=None, help="last frame (needs an flf2v checkpoint)")
+    for name, what in (("dit", "diffusion model"), ("vae", "VAE"), ("t5", "umT5 text encoder"),
+                       ("clip", "CLIP vision encoder")):
+        i2v.add_argument(f"--{name}", required=True, help=f"{what}: a file, shard index or diffusers folder")
+    i2v.add_argument("--t5-device", default="cpu", help="where the text encoder runs (default cpu)")
+    _add_generation_args(i2v, I2V_FRAMES, I2V_STEPS, "480p")
+    demo = sub.add_parser("demo", help="smoke test on tiny RANDOM-weight models (output is noise)")
+    demo.add_argument("--image", default=None, help="start frame (default: a drawn test picture)")
+    demo.add_argument("--models-dir", default=None, help="where the tiny model files are written")
+    _add_generation_args(demo, 17, 8, "480p")
+    demo.set_defaults(max_area=256 * 256)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        print("NOTE: the demo models have RANDOM weights; the clip is noise. It only exercises the pipeline.")
+        args.t5_device = args.device
+        paths = _tiny_models(args.models_dir)
+        args.dit, args.vae, args.t5, args.clip = paths["dit"], paths["vae"], paths["t5"], paths["clip_vision"]
+        args.image = args.image or _test_picture()
+        args.end_image = None
+    frames = generate(args)
+    _write_outputs(frames, args)
+    return 0
+
+
+def generate(args) -> torch.Tensor:
+    from . import load_dit, load_image_encoder, load_text_encoder, load_vae
+    from .pipeline import I2VPipeline
+
+    stats: list[StageStats] = []
+    with stage("load models", stats, args.device):
+        dit = load_dit(args.dit, args.device, DTYPES[args.dtype], require=("i2v", "flf2v"))
+        vae = load_vae(args.vae, args.device)
+        te = load_text_encoder(args.t5, args.t5_device)
+        ie = load_image_encoder(args.clip, args.device)
+    max_area = args.max_area or AREAS[args.size]
+    shift = args.shift if args.shift is not None else default_shift(max_area)
+    vae_options = {"tile": args.vae_tile} if args.vae_tile else None
+    pipe = I2VPipeline(dit, vae, te, ie)
+    with _progress(args.steps) as on_step:
+        frames = pipe(args.image, args.prompt, args.negative_prompt, frames=args.frames, steps=args.steps,
+                      guidance=args.guidance, shift=shift, solver=args.solver, seed=args.seed, max_area=max_area,
+                      width=args.width, height=args.height, end_image=args.end_image, schedule=args.schedule,
+                      callback=on_step, vae_options=vae_options)
+    for s in stats + pipe.stats:
+        print(s.describe())
+    print(f"{frames.shape[0]} frames at {frames.shape[2]}x{frames.shape[1]}")
+    return frames
+
+
+class _progress:
+    """A tqdm progress bar (with ETA) driven by the sampler's step callback.
+
+    The bar starts at the first finished step, so the ETA measures sampling steps only.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.bar = None
+
+    def __enter__(self):
+        return self.update
+
+    def update(self, info) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=info.total, initial=info.step, desc="sampling", unit="step", file=sys.stdout)
+        else:
+            self.bar.update(info.step - self.bar.n)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _write_outputs(frames: torch.Tensor, args) -> None:
+    from .video_io import write_mp4, write_png_frames, write_webp
+
+    print("wrote", write_mp4(frames, args.out, args.fps))
+    if args.frames_dir:
+        print("wrote", len(write_png_frames(frames, args.frames_dir)), "PNG frames to", args.frames_dir)
+    if args.webp:
+        print("wrote", write_webp(frames, args.webp, args.fps))
+
+
+def _tiny_models(directory: str | None) -> dict:
+    from .tiny import write_tiny_model_set
+
+    directory = directory or os.path.join(tempfile.gettempdir(), "wan21_core_tiny_models")
+    print(f"building tiny random-weight models in {directory}")
+    return write_tiny_model_set(directory)
+
+
+def _test_picture():
+    """A drawn 320x240 scene (sky, sun, hills) standing in for a photo."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (320, 240))
+    draw = ImageDraw.Draw(img)
+    for y in range(240):
+        draw.line([(0, y), (320, y)], fill=(70 + y // 4, 130 + y // 5, 230 - y // 3))
+    draw.ellipse([220, 30, 280, 90], fill=(255, 210, 80))
+    draw.polygon([(0, 240), (0, 170), (90, 120), (190, 180), (320, 140), (320, 240)], fill=(60, 140, 70))
+    return img

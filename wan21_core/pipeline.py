@@ -1,0 +1,83 @@
+"""Wan2.1 image-to-video end to end: fusion conditioning -> joint denoising -> VAE decode.
+
+    pipe = I2VPipeline(dit, vae, text_encoder, image_encoder)
+    frames = pipe(image, "a prompt", frames=81, steps=40, guidance=5.0, shift=3.0, seed=0)
+    # -> float tensor [F, H, W, 3] in 0..1; pipe.stats lists each stage's time and peak memory
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .conditioning import (I2VConditioning, denormalize_latent, encode_clip_features, encode_conditioning_clip,
+                           plan_fusion)
+from .defaults import AREA_480P, default_negative_prompt
+from .images import to_unit
+from .profiling import StageStats, stage
+from .sampler import SamplerHooks, SamplingOptions, StepInfo, sample
+
+
+class I2VPipeline:
+    """The four Wan2.1 models wired into the official image-to-video pipeline."""
+
+    def __init__(self, dit, vae, text_encoder, image_encoder):
+        if not dit.config.has_image_input:
+            raise ValueError("dit: this is a text-to-video (t2v) DiT; image-to-video needs an i2v or flf2v "
+                             "checkpoint such as wan2.1_i2v_480p_14B_fp16.safetensors")
+        self.dit, self.vae = dit, vae
+        self.text_encoder, self.image_encoder = text_encoder, image_encoder
+        self.stats: list[StageStats] = []
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.dit.parameters()).device
+
+    def __call__(self, image, prompt: str, negative_prompt: str | None = None, frames: int = 81,
+                 steps: int = 40, guidance: float = 5.0, shift: float = 3.0, solver: str = "unipc",
+                 seed: int = 0, max_area: int | None = AREA_480P, width: int | None = None,
+                 height: int | None = None, end_image=None, schedule: str = "official",
+                 callback: Callable[[StepInfo], None] | None = None, hooks: SamplerHooks | None = None,
+                 vae_options: dict | None = None, cfg_mode: str = "auto", snap_frames: bool = False,
+                 crop: str = "none") -> torch.Tensor:
+        """Generate a clip from `image`; returns [F, H, W, 3] float in 0..1 (on CPU).
+
+        negative_prompt=None uses the official default negative prompt. width and height (both)
+        give an exact size; otherwise the official rule keeps the image's aspect at max_area.
+        """
+        self.stats = []
+        cond = self.condition(image, prompt, negative_prompt, frames=frames, max_area=max_area, width=width,
+                              height=height, end_image=end_image, snap=snap_frames, crop=crop,
+                              vae_options=vae_options)
+        options = SamplingOptions(steps=steps, guidance=guidance, shift=shift, solver=solver, schedule=schedule,
+                                  seed=seed, cfg_mode=cfg_mode)
+        with stage("sample", self.stats, self.device):
+            latent = sample(self.dit, cond, options, callback=callback, hooks=hooks)
+        return self.decode(denormalize_latent(latent), vae_options)
+
+    def condition(self, image, prompt: str, negative_prompt: str | None, *, vae_options: dict | None = None,
+                  **plan_options) -> I2VConditioning:
+        """The fusion stage, timed per model (text, image features, VAE encode)."""
+        if negative_prompt is None:
+            negative_prompt = default_negative_prompt(self.dit.config.model_type)
+        plan = plan_fusion(image, **plan_options)
+        if plan.end_image is not None and self.dit.config.model_type != "flf2v":
+            raise ValueError("end_image: first+last-frame conditioning needs an flf2v checkpoint "
+                             f"(wan2.1_flf2v_720p_14B_*); this DiT is {self.dit.config.model_type}")
+        with stage("text encoder", self.stats, self.text_encoder.device):
+            context, context_null = self.text_encoder.encode([prompt, negative_prompt])
+        with stage("image encoder", self.stats, self.image_encoder.device):
+            clip_fea = encode_clip_features(self.image_encoder, plan.images[:1], plan.end_image)
+        with stage("vae encode", self.stats, self.vae.device):
+            latent, mask = encode_conditioning_clip(self.vae, plan, **(vae_options or {}))
+        return I2VConditioning(context.float().cpu(), context_null.float().cpu(), clip_fea.float().cpu(),
+                               latent, mask, plan.latent_shape)
+
+    def decode(self, raw_latent: torch.Tensor, vae_options: dict | None = None) -> torch.Tensor:
+        """Raw latent [1, 16, T, h, w] -> frames [F, H, W, 3] in 0..1."""
+        with stage("vae decode", self.stats, self.vae.device):
+            video = self.vae.decode(raw_latent.to(self.vae.device, self.vae.dtype), **(vae_options or {}))
+        return to_unit(video[0].cpu())
+
+
+
