@@ -15,6 +15,14 @@ _EXPORTS = {
     "load_text_encoder": "loaders",
     "load_image_encoder": "loaders",
     "CheckpointError": "checkpoints",
+    "inspect_checkpoint": "checkpoints",
+    "I2VPipeline": "pipeline",
+    "I2VConditioning": "conditioning",
+    "build_conditioning": "conditioning",
+    "SamplingOptions": "sampler",
+    "sample": "sampler",
+    "make_schedule": "sigmas",
+    "make_solver": "solvers",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -35,20 +35,34 @@ def clip_features_of(clip_vision_output) -> torch.Tensor | None:
     return features
 
 
+def fusion_extras(latent_image: torch.Tensor | None, mask: torch.Tensor | None, clip_vision_output=None) -> dict:
+    """The keys native WanImageToVideo adds to a CONDITIONING entry.
+
+    latent_image: raw VAE latent [1, 16, T, h, w]; mask: official mask [1, 4, T, h, w] (1 = keep).
+    """
+    extras = {}
+    if latent_image is not None:
+        extras["concat_latent_image"] = latent_image
+        extras["concat_mask"] = 1.0 - mask                  # native: 1 = generate
+    if clip_vision_output is not None:
+        extras["clip_vision_output"] = clip_vision_output
+    return extras
+
+
+def with_extras(conditioning: list, extras: dict) -> list:
+    """A copy of CONDITIONING with `extras` set on every entry (ComfyUI's conditioning_set_values)."""
+    return [[text, {**options, **extras}] for text, options in conditioning]
+
+
 def to_comfy_conditioning(cond: I2VConditioning, clip_vision_output=None) -> tuple[list, list]:
     """(positive, negative) CONDITIONING carrying the fusion keys, like native WanImageToVideo.
 
     Text tensors are zero-padded to 512 rows as ComfyUI's umT5 encoder produces them.
     """
-    extras = {"pooled_output": None}
-    if cond.latent_image is not None:
-        extras["concat_latent_image"] = cond.latent_image
-        extras["concat_mask"] = 1.0 - cond.mask          # native: 1 = generate
-    if clip_vision_output is not None:
-        extras["clip_vision_output"] = clip_vision_output
-    positive = [[pad_text(cond.context), dict(extras)]]
-    negative = [[pad_text(cond.context_null), dict(extras)]]
-    return positive, negative
+    extras = fusion_extras(cond.latent_image, cond.mask, clip_vision_output)
+    positive = [[pad_text(cond.context), {"pooled_output": None}]]
+    negative = [[pad_text(cond.context_null), {"pooled_output": None}]]
+    return with_extras(positive, extras), with_extras(negative, extras)
 
 
 def pad_text(context: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,148 @@
+"""Loader nodes: a file from ComfyUI's model folders -> this pack's model objects."""
+from __future__ import annotations
+
+import torch
+
+from wan21_core import inspect_checkpoint, load_dit, load_image_encoder, load_text_encoder, load_vae
+from wan21_core.upscale import default_cascade, load_cascade
+
+from . import comfy_adapter as comfy
+from .base import (WAN_DIT, WAN_IMAGE_ENCODER, WAN_T5, WAN_UPSCALER, WAN_VAE, ModelCache, WanNode,
+                   tooltip)
+from .placement import PLACEMENTS, ModelHandle
+
+DTYPES = {"default": None, "fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+FP8 = {"fp8_e4m3fn": torch.float8_e4m3fn, "fp8_e5m2": torch.float8_e5m2}
+BUILTIN_UPSCALERS = {"built-in: wan21 x2 cascade (PSNR)": "psnr",
+                     "built-in: wan21 x2 cascade (adversarial)": "adversarial"}
+
+DEVICE_TIP = ("auto: wait in RAM and visit the GPU while working (saves VRAM); gpu: stay on the GPU "
+              "(faster between runs); cpu: compute on the CPU")
+
+
+def _placement_input(default: str = "auto") -> tuple:
+    return (list(PLACEMENTS), tooltip(DEVICE_TIP, default=default))
+
+
+class WanDiTLoader(WanNode):
+    DESCRIPTION = ("Loads a Wan2.1 diffusion transformer (the denoiser) from models/diffusion_models: "
+                   "Comfy-Org repackaged files (fp16/bf16/fp8/fp8_scaled), official shards or diffusers folders.")
+    RETURN_TYPES = (WAN_DIT,)
+    RETURN_NAMES = ("dit",)
+    OUTPUT_TOOLTIPS = ("The Wan2.1 DiT, for the Wan Sampler.",)
+    _cache = ModelCache()
+
+    @classmethod
+    def inputs(cls):
+        return {"required": {
+            "dit_name": (comfy.list_models("dit"), tooltip(
+                "Diffusion model file, e.g. wan2.1_i2v_480p_14B_fp16.safetensors (image-to-video needs an i2v "
+                "or flf2v model).")),
+            "weight_dtype": (["default"] + list(DTYPES)[1:] + list(FP8), tooltip(
+                "Weight storage. default: as stored (fp8 files stay fp8 and are dequantised per layer); "
+                "fp8 halves memory at a small quality cost.", default="default")),
+            "device": _placement_input(),
+        }}
+
+    def execute(self, dit_name, weight_dtype, device):
+        path = comfy.model_path("dit", dit_name)
+        dtype = FP8.get(weight_dtype, DTYPES.get(weight_dtype))
+        if dtype is None:                      # keep fp8 files in fp8 (dequantised per layer)
+            dtype = inspect_checkpoint(path, "dit").fp8
+        model = self._cache.get(path, (weight_dtype, device), lambda: load_dit(
+            path, ModelHandle.load_device(device), dtype, require=("i2v", "flf2v")))
+        return (ModelHandle(model, device, dit_name),)
+
+
+class WanT5Loader(WanNode):
+    DESCRIPTION = ("Loads the umT5-XXL text encoder from models/text_encoders (umt5_xxl_fp16 / "
+                   "fp8_e4m3fn_scaled, or the official .pth) with its built-in tokenizer.")
+    RETURN_TYPES = (WAN_T5,)
+    RETURN_NAMES = ("t5",)
+    OUTPUT_TOOLTIPS = ("The umT5 text encoder, for Wan T5 Text Encode.",)
+    _cache = ModelCache()
+
+    @classmethod
+    def inputs(cls):
+        return {"required": {
+            "t5_name": (comfy.list_models("t5"), tooltip("Text encoder file, e.g. umt5_xxl_fp8_e4m3fn_scaled.safetensors.")),
+            "dtype": (["bf16", "fp32"], tooltip("Compute dtype (the official model runs in bf16).", default="bf16")),
+            "device": (list(PLACEMENTS), tooltip(
+                "cpu (default, the official t5_cpu option) keeps 11 GB of weights out of VRAM; " + DEVICE_TIP,
+                default="cpu")),
+        }}
+
+    def execute(self, t5_name, dtype, device):
+        path = comfy.model_path("t5", t5_name)
+        model = self._cache.get(path, (dtype, device), lambda: load_text_encoder(
+            path, ModelHandle.load_device(device), DTYPES[dtype]))
+        return (ModelHandle(model, device, t5_name),)
+
+
+class WanImageEncoderLoader(WanNode):
+    DESCRIPTION = ("Loads the ViT-H/14 CLIP image encoder from models/clip_vision (clip_vision_h.safetensors "
+                   "or the official open-clip .pth).")
+    RETURN_TYPES = (WAN_IMAGE_ENCODER,)
+    RETURN_NAMES = ("image_encoder",)
+    OUTPUT_TOOLTIPS = ("The CLIP image encoder, for Wan Image Encode.",)
+    _cache = ModelCache()
+
+    @classmethod
+    def inputs(cls):
+        return {"required": {
+            "clip_name": (comfy.list_models("clip_vision"), tooltip("Image encoder file, e.g. clip_vision_h.safetensors.")),
+            "dtype": (list(DTYPES), tooltip("default: fp16 on a GPU (official), fp32 on the CPU.", default="default")),
+            "device": _placement_input(),
+        }}
+
+    def execute(self, clip_name, dtype, device):
+        path = comfy.model_path("clip_vision", clip_name)
+        model = self._cache.get(path, (dtype, device), lambda: load_image_encoder(
+            path, ModelHandle.load_device(device), DTYPES[dtype]))
+        return (ModelHandle(model, device, clip_name),)
+
+
+class WanVAELoader(WanNode):
+    DESCRIPTION = "Loads the Wan2.1 3D causal VAE from models/vae (wan_2.1_vae.safetensors or Wan2.1_VAE.pth)."
+    RETURN_TYPES = (WAN_VAE,)
+    RETURN_NAMES = ("vae",)
+    OUTPUT_TOOLTIPS = ("The Wan2.1 VAE; ComfyUI's own VAE nodes cannot use it, our VAE inputs accept both.",)
+    _cache = ModelCache()
+
+    @classmethod
+    def inputs(cls):
+        return {"required": {
+            "vae_name": (comfy.list_models("vae"), tooltip("VAE file, e.g. wan_2.1_vae.safetensors.")),
+            "dtype": (["fp32", "bf16", "fp16"], tooltip("fp32 is the official precision; bf16 halves memory.",
+                                                        default="fp32")),
+            "device": _placement_input(),
+        }}
+
+    def execute(self, vae_name, dtype, device):
+        path = comfy.model_path("vae", vae_name)
+        model = self._cache.get(path, (dtype, device), lambda: load_vae(
+            path, ModelHandle.load_device(device), DTYPES[dtype]))
+        return (ModelHandle(model, device, vae_name),)
+
+
+class WanUpscalerLoader(WanNode):
+    DESCRIPTION = ("Loads a cascaded upscaler: this pack's built-in x2 cascades, a cascade file, or any single "
+                   "super-resolution model spandrel reads (ESRGAN, Compact, SwinIR, SPAN, ...) from models/upscale_models.")
+    RETURN_TYPES = (WAN_UPSCALER,)
+    RETURN_NAMES = ("upscaler",)
+    OUTPUT_TOOLTIPS = ("The upscaler, for Wan Cascaded Upscaler.",)
+    _cache = ModelCache()
+
+    @classmethod
+    def inputs(cls):
+        return {"required": {
+            "model_name": (list(BUILTIN_UPSCALERS) + comfy.list_models("upscale"), tooltip(
+                "built-in: the shipped cascades (PSNR-oriented = faithful, adversarial = sharper); "
+                "or a file in models/upscale_models.")),
+        }}
+
+    def execute(self, model_name):
+        if model_name in BUILTIN_UPSCALERS:
+            return (default_cascade(BUILTIN_UPSCALERS[model_name]),)
+        path = comfy.model_path("upscale", model_name)
+        return (self._cache.get(path, (), lambda: load_cascade(path)),)

@@ -1,0 +1,85 @@
+"""Wan Sampler: classifier-free-guided flow-matching denoising of all frames at once."""
+from __future__ import annotations
+
+import torch
+
+from wan21_core.comfy_format import from_comfy_conditioning
+from wan21_core.conditioning import denormalize_latent, normalize_latent
+from wan21_core.preview import preview_image
+from wan21_core.sampler import CFG_MODES, SamplingOptions, make_noise, sample
+from wan21_core.sigmas import SCHEDULE_KINDS
+from wan21_core.solvers import SOLVERS
+
+from . import comfy_adapter as comfy
+from .base import WAN_DIT, WanNode, tooltip
+
+MAX_SEED = 0xFFFFFFFFFFFFFFFF
+
+
+class WanSampler(WanNode):
+    DESCRIPTION = ("Denoises every frame of the clip together with the Wan2.1 DiT: classifier-free guidance "
+                   "(prompt and negative prompt in one batched pass), shifted flow-matching sigmas and the "
+                   "official UniPC solver. Works with this pack's fusion or ComfyUI's WanImageToVideo.")
+    RETURN_TYPES = ("LATENT",)
+    OUTPUT_TOOLTIPS = ("The denoised raw latent, for Wan VAE Decode or ComfyUI's VAE Decode.",)
+
+    @classmethod
+    def inputs(cls):
+        return {
+            "required": {
+                "dit": (WAN_DIT, tooltip("The diffusion model from Wan DiT Loader (i2v or flf2v).")),
+                "positive": ("CONDITIONING", tooltip("Prompt conditioning with the image conditioning (fusion output).")),
+                "negative": ("CONDITIONING", tooltip("Negative prompt conditioning (fusion output).")),
+                "latent": ("LATENT", tooltip("The latent to fill: the fusion's empty latent, or a video latent "
+                                             "with denoise < 1 (video-to-video).")),
+                "seed": ("INT", tooltip("Noise seed; the same seed gives the same clip (CPU noise, like KSampler).",
+                                        default=0, min=0, max=MAX_SEED, control_after_generate=True)),
+                "steps": ("INT", tooltip("Sampling steps (official: 40).", default=40, min=1, max=1000)),
+                "guidance": ("FLOAT", tooltip("Classifier-free guidance scale (official: 5.0; 1.0 skips the negative pass).",
+                                              default=5.0, min=0.0, max=30.0, step=0.1, round=0.01)),
+                "shift": ("FLOAT", tooltip("Sigma shift (official: 3.0 at 480p, 5.0 at 720p).",
+                                           default=3.0, min=0.1, max=100.0, step=0.1, round=0.01)),
+                "solver": (list(SOLVERS), tooltip("unipc: the official default; dpm++: DPM-Solver++ 2M; euler: first order.",
+                                                  default="unipc")),
+                "schedule": (list(SCHEDULE_KINDS), tooltip(
+                    "official: Wan2.1's own timesteps; diffusers: diffusers' (differ by about one timestep).",
+                    default="official")),
+                "denoise": ("FLOAT", tooltip("1.0 generates from noise; lower keeps that much of the input latent.",
+                                             default=1.0, min=0.01, max=1.0, step=0.01)),
+            },
+            "optional": {
+                "cfg_mode": (list(CFG_MODES), tooltip(
+                    "auto: one batched forward for prompt and negative when memory allows; split: two passes "
+                    "(less memory).", default="auto")),
+                "start_step": ("INT", tooltip("First step to run (for split sampling).", default=0, min=0, max=1000)),
+                "end_step": ("INT", tooltip("Stop before this step; 0 = run to the end.", default=0, min=0, max=1000)),
+            },
+        }
+
+    def execute(self, dit, positive, negative, latent, seed, steps, guidance, shift, solver, schedule, denoise,
+                cfg_mode="auto", start_step=0, end_step=0):
+        samples = latent["samples"]
+        cond = from_comfy_conditioning(positive, negative, latent)
+        options = SamplingOptions(steps=steps, guidance=guidance, shift=shift, solver=solver, schedule=schedule,
+                                  denoise=denoise, start_step=start_step, end_step=end_step or None,
+                                  cfg_mode=cfg_mode)
+        noise = make_noise(samples.shape, seed)                       # one draw for the batch, as KSampler
+        needs_input = denoise < 1.0 or start_step > 0
+        if needs_input and not samples.abs().sum():
+            raise ValueError("latent: denoise < 1 or start_step > 0 continues an existing video latent, "
+                             "but the latent is empty (all zeros)")
+        batch = samples.shape[0]
+        progress = comfy.Progress(steps * batch)
+        outputs = []
+        with dit.use() as model:
+            for b in range(batch):
+                init = normalize_latent(samples[b:b + 1]) if needs_input else None
+                x = sample(model, cond, options, init_latent=init, noise=noise[b:b + 1],
+                           callback=lambda info: progress.update(b * info.total + info.step, batch * info.total,
+                                                                 _preview(info)))
+                outputs.append(denormalize_latent(x).cpu())
+        return ({**latent, "samples": torch.cat(outputs)},)
+
+
+def _preview(info):
+    return preview_image(info.x0) if comfy.IN_COMFY else None
