@@ -7,9 +7,9 @@ They are written the way each real distribution writes them:
   tokenizer in `google/umt5-xxl/`, `models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth`
   (fp16, `visual.*` plus a tiny XLM-R `textual.*` tower and `log_scale`);
 - ComfyUI repackaged single files: DiT fp32 / fp16 / bf16 with the `model.diffusion_model.`
-  prefix / plain fp8_e4m3fn / scaled fp8 (per-layer `scale_weight`, some `scale_input`, the
-  `scaled_fp8` marker), umT5 fp16 and scaled fp8 (transformers names + `spiece_model`),
-  clip_vision_h layout, VAE fp16;
+  prefix / plain fp8_e4m3fn / scaled fp8 (per-layer `scale_weight` and `scale_input`, fp8 biases,
+  the `scaled_fp8` marker), umT5 fp16 and scaled fp8 (transformers names + `spiece_model`, no
+  `scale_input`), clip_vision_h layout, VAE fp16;
 - a diffusers pipeline folder written by diffusers' own converters and `save_pretrained`
   (transformer/, vae/) and by transformers' `save_pretrained` (text_encoder/, image_encoder/),
   plus tokenizer/spiece.model and model_index.json.
@@ -127,7 +127,7 @@ def _write_comfy_files(out: CheckpointSet, folder: str) -> None:
         "comfy_bf16_prefixed": ("wan2.1_i2v_tiny_bf16.safetensors",
                                 {f"model.diffusion_model.{k}": v for k, v in _cast(dit, torch.bfloat16).items()}),
         "comfy_fp8_e4m3fn": ("wan2.1_i2v_tiny_fp8_e4m3fn.safetensors", _plain_fp8(dit)),
-        "comfy_fp8_scaled": ("wan2.1_i2v_tiny_fp8_scaled.safetensors", _scaled_fp8(dit, scale_input_every=3)),
+        "comfy_fp8_scaled": ("wan2.1_i2v_tiny_fp8_scaled.safetensors", _scaled_fp8(dit, scale_input=True)),
         "t2v_fp16": ("wan2.1_t2v_tiny_fp16.safetensors", _cast(out.reference["dit_t2v"], torch.float16)),
         "flf2v_fp16": ("wan2.1_flf2v_tiny_fp16.safetensors", _cast(out.reference["dit_flf2v"], torch.float16)),
     }
@@ -139,7 +139,7 @@ def _write_comfy_files(out: CheckpointSet, folder: str) -> None:
     out.t5["comfy_fp16"] = _save(folder, "umt5_xxl_tiny_fp16.safetensors",
                                  {**_cast(t5, torch.float16), "spiece_model": spiece})
     out.t5["comfy_fp8_scaled"] = _save(folder, "umt5_xxl_tiny_fp8_e4m3fn_scaled.safetensors",
-                                       {**_scaled_fp8(t5, scale_input_every=0), "spiece_model": spiece})
+                                       {**_scaled_fp8(t5, scale_input=False), "spiece_model": spiece})
     clip = tiny.comfy_clip_tensors(out.reference["clip"])
     out.clip["comfy_fp16"] = _save(folder, "clip_vision_h_tiny.safetensors", _cast(clip, torch.float16))
 
@@ -160,17 +160,20 @@ def _plain_fp8(tensors: dict) -> dict:
     return {k: v.to(FP8 if k in linear else torch.float16) for k, v in tensors.items()}
 
 
-def _scaled_fp8(tensors: dict, scale_input_every: int) -> dict:
-    """ComfyUI's scaled fp8: per-tensor `scale_weight` for every Linear weight, the rest fp16, an
-    empty `scaled_fp8` marker of the storage dtype, and `scale_input` on every n-th layer."""
+def _scaled_fp8(tensors: dict, scale_input: bool) -> dict:
+    """ComfyUI's scaled fp8, as its `scaled_fp8_ops` Linear layers save themselves: fp8 weight and
+    float32 `scale_weight`, the bias cast to fp8 unscaled (the layer is built in the storage dtype),
+    everything else fp16. The `scaled_fp8` marker has 2 elements when there is no `scale_input`
+    (ComfyUI then turns its fp8 matmul off) and none when every layer has one."""
     out = _cast(tensors, torch.float16)
-    for i, key in enumerate(sorted(_linear_weights(tensors))):
-        weight, scale = quantize(tensors[key], FP8)
+    for key in _linear_weights(tensors):
         module = key[: -len("weight")]
-        out[key], out[module + "scale_weight"] = weight, scale
-        if scale_input_every and i % scale_input_every == 0:
-            out[module + "scale_input"] = torch.tensor(0.75)
-    out["scaled_fp8"] = torch.empty(0, dtype=FP8)
+        out[key], out[module + "scale_weight"] = quantize(tensors[key], FP8)
+        if module + "bias" in tensors:
+            out[module + "bias"] = tensors[module + "bias"].to(FP8)
+        if scale_input:
+            out[module + "scale_input"] = torch.tensor(0.75)   # ignored unless fp8 matmul; any value works
+    out["scaled_fp8"] = torch.empty(0 if scale_input else 2, dtype=FP8)
     return out
 
 

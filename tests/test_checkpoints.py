@@ -274,7 +274,33 @@ def test_safetensors_and_pth_are_opened_without_reading_the_data(checkpoint_set,
     assert checkpoint.read("conv2.weight").shape == checkpoint.meta("conv2.weight").shape
 
 
+def test_a_legacy_non_zip_pth_is_read_without_mmap_and_still_weights_only(checkpoint_set, tmp_path, monkeypatch):
+    path = tmp_path / "Wan2.1_VAE.pth"
+    torch.save(checkpoint_set.reference["vae"], path, _use_new_zipfile_serialization=False)
+    calls, real_load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k) or real_load(*a, **k))
+    vae = load_vae(path)
+    assert calls == [{"map_location": "cpu", "weights_only": True, "mmap": False}]
+    assert torch.equal(vae.decoder.conv1.weight, checkpoint_set.reference["vae"]["decoder.conv1.weight"])
+
+
 # ------------------------------------------------------------------------------------- fp8 helpers
+
+def test_other_scale_spellings_and_non_fp8_quantisation(checkpoint_set, tmp_path):
+    from safetensors.torch import load_file
+
+    raw = load_file(checkpoint_set.dit["comfy_fp8_scaled"])
+    respelled = {k.replace(".scale_weight", ".weight_scale").replace(".scale_input", ".input_scale"): v
+                 for k, v in raw.items()}
+    save_file(respelled, tmp_path / "respelled.safetensors")
+    expected = load_dit(checkpoint_set.dit["comfy_fp8_scaled"], dtype=torch.float32).state_dict()
+    found = load_dit(tmp_path / "respelled.safetensors", dtype=torch.float32).state_dict()
+    assert all(torch.equal(found[k], v) for k, v in expected.items())
+    raw["blocks.0.ffn.0.weight"] = torch.zeros_like(raw["blocks.0.ffn.0.weight"], dtype=torch.int8)
+    save_file(raw, tmp_path / "int8.safetensors")
+    with pytest.raises(CheckpointError, match=r"blocks\.0\.ffn\.0\.weight is stored as torch\.int8 with a scale"):
+        load_dit(tmp_path / "int8.safetensors")
+
 
 def test_quantize_dequantize_bound_and_fp8_linear():
     g = torch.Generator().manual_seed(5)

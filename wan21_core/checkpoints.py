@@ -22,7 +22,7 @@ import torch
 
 from .checkpoint_files import CheckpointError, ResolvedPath, TensorFiles, TensorMeta, resolve_path
 from .configs import DIT_HEAD_DIM, DiTConfig
-from .fp8 import SCALE_INPUT, SCALE_WEIGHT, SCALED_FP8_MARKER, dequantize, is_fp8, marker_storage_dtype
+from .fp8 import NOT_WEIGHTS, SCALE_WEIGHT_NAMES, SCALED_FP8_MARKER, dequantize, is_fp8, marker_storage_dtype
 from .keymaps import dit_diffusers_to_official, find_prefix, vae_diffusers_to_official
 
 __all__ = ["CheckpointError", "CheckpointInfo", "Checkpoint", "open_checkpoint", "inspect_checkpoint",
@@ -40,7 +40,7 @@ LOADERS = {"dit": "the DiT loader (load_dit)", "vae": "the VAE loader (load_vae)
            "clip_vision": "the image encoder loader (load_image_encoder)"}
 SPIECE_KEY = "spiece_model"
 _EXTRA_KEYS = (SCALED_FP8_MARKER, SPIECE_KEY)
-_SCALE_SUFFIXES = ("." + SCALE_WEIGHT, "." + SCALE_INPUT)
+_SCALE_SUFFIXES = tuple("." + name for name in NOT_WEIGHTS)
 _ALIGNMENT = 64   # bytes; what PyTorch's CPU allocator guarantees
 
 
@@ -132,6 +132,7 @@ class Checkpoint:
         self._stored, self.ignored_keys, self._derive = _canonical_names(files, layout, prefix, resolved)
         self._fp8_marker = files.meta.get(prefix + SCALED_FP8_MARKER) or files.meta.get(SCALED_FP8_MARKER)
         self._derived_meta_cache: dict | None = None
+        self._check_quantised()
 
     @property
     def path(self) -> str:
@@ -179,6 +180,10 @@ class Checkpoint:
                 return self.files.read(key)
         return _tokenizer_folder_near(self.resolved)
 
+    def stored_dtype(self) -> torch.dtype:
+        """The floating dtype that holds most of the weights (an fp8 dtype for fp8 files)."""
+        return _dtype_summary(self)[0]
+
     def info(self, num_heads: int | None = None) -> CheckpointInfo:
         stored_dtype, fp8, numel = _dtype_summary(self)
         tokenizer = None
@@ -196,11 +201,23 @@ class Checkpoint:
         self.files.close()
 
     # -- reading stored tensors ------------------------------------------------------------------
-    def _stored_scale(self, stored_key: str) -> torch.Tensor | None:
+    def _scale_key(self, stored_key: str) -> str | None:
         if not stored_key.endswith(".weight"):
             return None
-        scale_key = stored_key[: -len("weight")] + SCALE_WEIGHT
-        return self.files.read(scale_key).float() if scale_key in self.files.meta else None
+        module = stored_key[: -len("weight")]
+        return next((module + n for n in SCALE_WEIGHT_NAMES if module + n in self.files.meta), None)
+
+    def _stored_scale(self, stored_key: str) -> torch.Tensor | None:
+        scale_key = self._scale_key(stored_key)
+        return None if scale_key is None else self.files.read(scale_key).float()
+
+    def _check_quantised(self) -> None:
+        """A weight with a scale must be fp8: other quantised formats (int8, fp4) are not supported."""
+        for canonical, stored in self._stored.items():
+            dtype = self.files.meta[stored].dtype
+            if self._scale_key(stored) is not None and not is_fp8(dtype):
+                raise CheckpointError(f"{self.path}: {stored} is stored as {dtype} with a scale; only fp8 "
+                                      f"(float8_e4m3fn / float8_e5m2) scaled weights are supported")
 
     def _read_stored(self, stored_key: str, dtype, device, keep_fp8: bool) -> torch.Tensor:
         raw = self.files.read(stored_key)

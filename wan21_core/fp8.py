@@ -10,8 +10,13 @@ ComfyUI's scaled fp8 layout (read in `comfy/model_detection.py` and `comfy/ops.p
   (`torch._scaled_mm`), where it scales the activations before they are cast to fp8. It does not
   change the product, so dequantised loading ignores it.
 A plain (unscaled) fp8 file stores fp8 tensors without `scale_weight`: their scale is 1.
+ComfyUI's scaled Linear is created in the storage dtype, so its bias is fp8 too, unscaled.
+Newer tools spell the scales `weight_scale` / `input_scale`; both spellings are read, and the
+per-layer `comfy_quant` metadata tensors of newer ComfyUI files are not weights.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -20,7 +25,8 @@ import torch.nn.functional as F
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 SCALED_FP8_MARKER = "scaled_fp8"
 SCALE_WEIGHT = "scale_weight"
-SCALE_INPUT = "scale_input"
+SCALE_WEIGHT_NAMES = (SCALE_WEIGHT, "weight_scale")
+NOT_WEIGHTS = ("scale_weight", "weight_scale", "scale_input", "input_scale", "comfy_quant")   # per-layer leaves
 
 
 def is_fp8(dtype: torch.dtype) -> bool:
@@ -104,7 +110,7 @@ class FP8Linear(nn.Module):
 
 
 def swap_linears_for_fp8(model: nn.Module, storage_dtype: torch.dtype, compute_dtype: torch.dtype,
-                         keep: callable = lambda name: False) -> list[str]:
+                         keep: Callable[[str], bool] = lambda name: False) -> list[str]:
     """Replace every nn.Linear of `model` whose `<name>.weight` is not kept by `keep` with an
     empty FP8Linear (same device, normally meta). Returns the names of the replaced modules."""
     replaced = []

@@ -8,16 +8,14 @@ function and works lazily on key lists. The T5 and CLIP maps live with their mod
 
 A rule is a pair of templates (official, diffusers). A template matches a whole key or a
 dotted prefix of it; `{n}` stands for a decimal index, copied from one side to the other.
+Prefixes in front of the model keys (ComfyUI's `model.diffusion_model.`, `vae.`, ...) are found
+with `find_prefix` from a key every layout has, and stripped before renaming.
 """
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 from typing import Callable, Iterable
-
-# Prefixes that ComfyUI and other tools put in front of the model keys.
-COMFY_DIT_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.")
-COMFY_VAE_PREFIXES = ("first_stage_model.", "vae.")
 
 _DIT_RULES = (
     ("patch_embedding", "patch_embedding"),

@@ -55,7 +55,7 @@ def load_dit(path: PathLike, device: torch.device | str = "cpu", dtype: torch.dt
     try:
         config = dit_config_from_shapes(checkpoint.shapes(), num_heads, checkpoint.path)
         _check_model_type(checkpoint.path, config, require)
-        stored = checkpoint.info(num_heads).stored_dtype
+        stored = checkpoint.stored_dtype()
         fp8_storage = dtype if dtype is not None and is_fp8(dtype) else None
         weight_dtype = _dit_weight_dtype(dtype, stored)
         with torch.device("meta"):

@@ -233,3 +233,20 @@ def write_tiny_model_set(directory: str | os.PathLike, seed: int = TINY_SEED, mo
                   path)
         paths[kind] = path
     return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m wan21_core.tiny DIRECTORY [--type i2v|t2v|flf2v]`: write the tiny model set."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m wan21_core.tiny", description=main.__doc__)
+    parser.add_argument("directory")
+    parser.add_argument("--type", default="i2v", choices=("t2v", "i2v", "flf2v"))
+    parser.add_argument("--seed", type=int, default=TINY_SEED)
+    args = parser.parse_args(argv)
+    for kind, path in write_tiny_model_set(args.directory, args.seed, args.type).items():
+        print(f"{kind}: {path}")
+
+
+if __name__ == "__main__":
+    main()
