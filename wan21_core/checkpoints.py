@@ -193,7 +193,7 @@ class Checkpoint:
         return CheckpointInfo(
             path=self.path, files=list(self.resolved.files), kind=self.kind, naming=self.naming,
             container=self.resolved.container, prefix=self.prefix, stored_dtype=stored_dtype, fp8=fp8,
-            scaled_fp8=self._fp8_marker is not None or any(k.endswith(_SCALE_SUFFIXES) for k in self.files.meta),
+            scaled_fp8=self._fp8_marker is not None or any(self._scale_key(s) for s in self._stored.values()),
             tensor_count=len(self.keys()), parameter_count=numel, config=detect_config(self, num_heads),
             tokenizer=tokenizer, ignored_keys=list(self.ignored_keys))
 
@@ -213,7 +213,7 @@ class Checkpoint:
 
     def _check_quantised(self) -> None:
         """A weight with a scale must be fp8: other quantised formats (int8, fp4) are not supported."""
-        for canonical, stored in self._stored.items():
+        for stored in self._stored.values():
             dtype = self.files.meta[stored].dtype
             if self._scale_key(stored) is not None and not is_fp8(dtype):
                 raise CheckpointError(f"{self.path}: {stored} is stored as {dtype} with a scale; only fp8 "
@@ -283,16 +283,13 @@ def inspect_checkpoint(path: str | os.PathLike, kind: str | None = None,
 
 def _detect_layout(files: TensorFiles, resolved: ResolvedPath) -> tuple[_Layout, str]:
     keys = files.keys()
+    foreign = _foreign_model(keys)   # first: a Wan2.2 VAE also has every Wan2.1 VAE anchor
+    if foreign is not None:
+        raise CheckpointError(f"{resolved.given}: this looks like {foreign}")
     for layout in _LAYOUTS:
         prefix = find_prefix(keys, layout.anchors[0])
         if prefix is not None and all(prefix + a in files.meta for a in layout.anchors[1:]):
-            foreign = _foreign_model(keys)
-            if foreign is not None and layout.kind == "vae" and "Wan2.2" in foreign:
-                raise CheckpointError(f"{resolved.given}: this is {foreign}")
             return layout, prefix
-    foreign = _foreign_model(keys)
-    if foreign is not None:
-        raise CheckpointError(f"{resolved.given}: this looks like {foreign}")
     shown = ", ".join(sorted(keys)[:6]) + (" ..." if len(keys) > 6 else "")
     expected = "; ".join(f"{KIND_NAMES[l.kind]} ({l.naming}): {l.anchors[0]}" for l in _LAYOUTS)
     raise CheckpointError(f"{resolved.given}: unknown key layout, not a Wan2.1 model file. Expected one of "
