@@ -36,15 +36,19 @@ function patchFusionNode(nodeType) {
   });
 }
 
+function isPackNode(node) {
+  return packNodeTypes.has(node.type);
+}
+
 function listenForStages() {
   api.addEventListener(STAGE_EVENT, ({ detail }) => {
-    if (board.show(app.graph, detail)) redraw();
+    if (board.show(app.graph, detail, isPackNode)) redraw();
   });
   api.addEventListener("execution_start", () => {
     if (board.clear()) redraw();
   });
   api.addEventListener("execution_cached", ({ detail }) => {
-    const cached = board.markCached(app.graph, detail?.nodes, (node) => packNodeTypes.has(node.type));
+    const cached = board.markCached(app.graph, detail?.nodes, isPackNode);
     if (cached.length) redraw();
   });
 }

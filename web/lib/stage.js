@@ -68,11 +68,14 @@ export class StageBoard {
     this.nodes = new Set();
   }
 
-  /** Attach the line of a "wan21.stage" event to its node; returns the node, or null. */
-  show(graph, detail) {
+  /**
+   * Attach the line of a "wan21.stage" event to its node; returns the node, or null. A node that
+   * `isPackNode` rejects (the id now names another node, e.g. in another workflow tab) is skipped.
+   */
+  show(graph, detail, isPackNode = () => true) {
     const text = stageText(detail);
     const node = text && findNodeByExecutionId(graph, detail.node);
-    if (!node) return null;
+    if (!node || !isPackNode(node)) return null;
     this.#attach(node, text);
     return node;
   }

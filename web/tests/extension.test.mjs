@@ -80,6 +80,8 @@ test("stage events draw on their node; the next run clears them", () => {
   const core = create("KSampler", 3);
   app.graph = new FakeGraph([sampler, loader, core]);
 
+  api.emit("wan21.stage", { node: "3", seconds: 1, peak_ram_mb: 1, peak_vram_mb: null });   // not a pack node
+  assert.equal(core.wan21Stage, undefined);
   api.emit("wan21.stage", { node: "9", seconds: 42.5, peak_ram_mb: 3000, peak_vram_mb: 9000 });
   const ctx = new FakeContext();
   sampler.onDrawForeground(ctx);

@@ -99,6 +99,15 @@ test("events for unknown nodes or without seconds change nothing", () => {
   assert.equal(board.clear(), 0);
 });
 
+test("an id that now names a node of another kind is skipped", () => {
+  const { graph, top } = graphWithSubgraph();
+  const board = new StageBoard();
+  const detail = { node: "12", seconds: 1, peak_ram_mb: 1, peak_vram_mb: null };
+  assert.equal(board.show(graph, detail, (node) => node.type === "WanSampler"), null);
+  assert.equal(board.textOf(top), undefined);
+  assert.equal(board.show(graph, detail, (node) => node.type === "WanVAEDecode"), top);
+});
+
 test("cached pack nodes are marked, other cached nodes are not", () => {
   const { graph, top, inner } = graphWithSubgraph();
   const core = graph.add(new FakeNode({ id: 7, type: "WanImageToVideo" }));
