@@ -39,7 +39,8 @@ def run_js(source: str, stdin: str = "") -> object:
 
 def test_web_unit_tests_pass():
     assert WEB_TESTS, "no web/tests/*.test.mjs found"
-    done = subprocess.run([NODE, "--test", *WEB_TESTS], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([NODE, "--test", "--test-reporter=tap", *WEB_TESTS], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "# fail 0" in done.stdout
 
