@@ -25,7 +25,8 @@ NAMES = ("wan21_i2v", "wan21_i2v_mixed", "wan21_i2v_upscale")
 MODEL_FOLDERS = ("diffusion_models", "text_encoders", "clip_vision", "vae", "upscale_models")
 FRONTEND_ASSETS = "comfyui_frontend_package/static/assets"
 
-# Official I2V negative prompt, verbatim (Wan-Video/Wan2.1 wan/configs/wan_i2v_14B.py: "镜头晃动，" + the shared one).
+# Official I2V negative prompt, verbatim (Wan-Video/Wan2.1 wan/configs/wan_i2v_14B.py:
+# "镜头晃动，" + the shared one).
 OFFICIAL_NEGATIVE_I2V = (
     "镜头晃动，色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
     "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
@@ -82,7 +83,8 @@ CORE_NODES = {
     # comfy_extras/nodes_video.py:71-87 (V3, output node); options comfy_api/latest/_util/video_types.py:8-28
     "SaveVideo": {"display": "Save Video", "output": (), "output_node": True, "input": {
         "required": {"video": ("VIDEO",), "filename_prefix": ("STRING", {"default": "video/ComfyUI"}),
-                     "format": (["auto", "mp4"], {"default": "auto"}), "codec": (["auto", "h264"], {"default": "auto"})}}},
+                     "format": (["auto", "mp4"], {"default": "auto"}),
+                     "codec": (["auto", "h264"], {"default": "auto"})}}},
 }
 # Frontend-only ("virtual") nodes: one STRING widget, never sent to the backend
 # (frontend index-Dvhu5Mc8.js:62255-62313, isVirtualNode).
@@ -213,7 +215,8 @@ def test_every_node_type_exists_and_its_slots_match(name, specs):
         assert node["mode"] == 0 and len(node["pos"]) == 2 and len(node["size"]) == 2
         if not spec.virtual:
             assert node["properties"]["Node name for S&R"] == node["type"]
-        assert [(i["name"], i["type"]) for i in node["inputs"]] == [(s.name, s.kind) for s in spec.sockets], node["type"]
+        sockets = [(s.name, s.kind) for s in spec.sockets]
+        assert [(i["name"], i["type"]) for i in node["inputs"]] == sockets, node["type"]
         assert [(o["name"], o["type"]) for o in node["outputs"]] == spec.outputs, node["type"]
         assert [o["slot_index"] for o in node["outputs"]] == list(range(len(spec.outputs)))
 
@@ -232,7 +235,8 @@ def test_links_are_consistent_and_type_checked(name, specs):
         # comfy_execution/validation.py:4-39: comma-separated types, non-empty intersection
         accepted = {t.strip() for t in in_socket.kind.split(",")}
         assert {t.strip() for t in out_type.split(",")} & accepted, (
-            f"{name} link {link_id}: {src['type']} gives {out_type}, {dst['type']}.{in_socket.name} takes {in_socket.kind}")
+            f"{name} link {link_id}: {src['type']} gives {out_type}, "
+            f"{dst['type']}.{in_socket.name} takes {in_socket.kind}")
         assert dst["inputs"][in_slot]["link"] == link_id
         assert link_id in src["outputs"][out_slot]["links"]
     for node in ui["nodes"]:
@@ -240,7 +244,7 @@ def test_links_are_consistent_and_type_checked(name, specs):
             linked = [link for link in ui["links"] if link[3] == node["id"] and link[4] == slot]
             assert [link[0] for link in linked] == ([entry["link"]] if entry["link"] is not None else [])
             socket = specs[node["type"]].sockets[slot]
-            assert socket.optional or entry["link"] is not None, f"{node['type']}.{socket.name} is required but unlinked"
+            assert socket.optional or entry["link"] is not None, f"{node['type']}.{socket.name}: required, unlinked"
             assert entry.get("shape") == (7 if socket.optional else None)
         for slot, entry in enumerate(node["outputs"]):
             linked = sorted(link[0] for link in ui["links"] if link[1] == node["id"] and link[2] == slot)
@@ -268,6 +272,10 @@ def test_order_is_topological_and_every_node_feeds_an_output(name, specs):
 
 # ------------------------------------------------------------------------------------- widget values
 
+def _range(options: dict) -> str:
+    return f"[{options.get('min')}, {options.get('max')}]"
+
+
 def _check_value(node_type: str, item: InputSpec, value) -> None:
     where = f"{node_type}.{item.name} = {value!r}"
     opts = item.options
@@ -279,12 +287,12 @@ def _check_value(node_type: str, item: InputSpec, value) -> None:
         assert value in item.kind, f"{where}: not one of {item.kind}"
     elif item.kind == "INT":
         assert isinstance(value, int) and not isinstance(value, bool), where
-        assert opts.get("min", value) <= value <= opts.get("max", value), f"{where}: outside [{opts.get('min')}, {opts.get('max')}]"
+        assert opts.get("min", value) <= value <= opts.get("max", value), f"{where}: outside {_range(opts)}"
         step = opts.get("step", 1)
         assert (value - opts.get("min", 0) % step) % step == 0, f"{where}: not on the step-{step} grid"
     elif item.kind == "FLOAT":
         assert isinstance(value, (int, float)) and not isinstance(value, bool), where
-        assert opts.get("min", value) <= value <= opts.get("max", value), f"{where}: outside [{opts.get('min')}, {opts.get('max')}]"
+        assert opts.get("min", value) <= value <= opts.get("max", value), f"{where}: outside {_range(opts)}"
     elif item.kind == "STRING":
         assert isinstance(value, str), where
     elif item.kind == "BOOLEAN":
@@ -374,7 +382,7 @@ def test_model_files_are_the_published_ones_with_download_entries(name, specs):
         files = {values[w.name]: w.kind.folder for w in spec.widgets
                  if isinstance(w.kind, Files) and w.kind.folder != "input" and values[w.name] not in w.kind.also}
         entries = {m["name"]: m for m in node["properties"].get("models", [])}
-        assert set(entries) == set(files), f"{node['type']}: properties.models {sorted(entries)} for files {sorted(files)}"
+        assert set(entries) == set(files), f"{node['type']}: properties.models {sorted(entries)}, files {sorted(files)}"
         for file_name, folder in files.items():
             entry = entries[file_name]
             assert entry["directory"] == folder
@@ -418,8 +426,8 @@ def test_committed_files_are_the_generator_output():
     sys.modules[spec.name] = module                  # its dataclasses look their module up
     spec.loader.exec_module(module)
     expected = module.render_all()
-    committed = {os.path.relpath(p, WORKFLOWS).replace(os.sep, "/")
-                 for p in glob.glob(os.path.join(WORKFLOWS, "*.json")) + glob.glob(os.path.join(WORKFLOWS, "api", "*.json"))}
+    paths = glob.glob(os.path.join(WORKFLOWS, "*.json")) + glob.glob(os.path.join(WORKFLOWS, "api", "*.json"))
+    committed = {os.path.relpath(p, WORKFLOWS).replace(os.sep, "/") for p in paths}
     assert committed == set(expected), "run: python workflows/build_workflows.py"
     for relative, text in expected.items():
         with open(os.path.join(WORKFLOWS, relative), encoding="utf-8") as f:

@@ -120,7 +120,8 @@ CORE_TYPES = {t.name: t for t in (
              (("CLIP", "CLIP"),)),
     NodeType("CLIPTextEncode", "CLIP Text Encode (Prompt)", (_widget("text", "STRING", ""), _socket("clip", "CLIP")),
              (("CONDITIONING", "CONDITIONING"),)),
-    NodeType("CLIPVisionLoader", "Load CLIP Vision", (_widget("clip_name", "COMBO"),), (("CLIP_VISION", "CLIP_VISION"),)),
+    NodeType("CLIPVisionLoader", "Load CLIP Vision", (_widget("clip_name", "COMBO"),),
+             (("CLIP_VISION", "CLIP_VISION"),)),
     NodeType("CLIPVisionEncode", "CLIP Vision Encode",
              (_socket("clip_vision", "CLIP_VISION"), _socket("image", "IMAGE"), _widget("crop", "COMBO", "center")),
              (("CLIP_VISION_OUTPUT", "CLIP_VISION_OUTPUT"),)),
@@ -131,8 +132,9 @@ CORE_TYPES = {t.name: t for t in (
     NodeType("CreateVideo", "Create Video",
              (_socket("images", "IMAGE"), _widget("fps", "FLOAT", 30.0), _socket("audio", "AUDIO", optional=True)),
              (("VIDEO", "VIDEO"),)),
-    NodeType("SaveVideo", "Save Video", (_socket("video", "VIDEO"), _widget("filename_prefix", "STRING", "video/ComfyUI"),
-                                         _widget("format", "COMBO", "auto"), _widget("codec", "COMBO", "auto")), ()),
+    NodeType("SaveVideo", "Save Video",
+             (_socket("video", "VIDEO"), _widget("filename_prefix", "STRING", "video/ComfyUI"),
+              _widget("format", "COMBO", "auto"), _widget("codec", "COMBO", "auto")), ()),
     NodeType("MarkdownNote", "Markdown Note", (_widget("text", "STRING", ""),), (), in_api=False),
 )}
 
@@ -194,7 +196,8 @@ class Graph:
         top = min(n.pos[1] for n in nodes) - pad - 46          # room for the group title above the nodes' titles
         right = max(n.pos[0] + n.size[0] for n in nodes) + pad
         bottom = max(n.pos[1] + n.size[1] for n in nodes) + pad
-        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [left, top, right - left, bottom - top],
+        self.groups.append({"id": len(self.groups) + 1, "title": title,
+                            "bounding": [left, top, right - left, bottom - top],
                             "color": color, "font_size": 24, "flags": {}})
 
     # ---------------------------------------------------------------- serialisation
