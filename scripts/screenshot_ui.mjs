@@ -239,8 +239,8 @@ async function main() {
     if (fusion.promptInputs.some((name) => ["resolution preset", "duration"].includes(name))) {
       problems.push(`frontend widgets sent to the server: ${fusion.promptInputs}`);
     }
-    if (JSON.stringify(fusion.snapped) !== JSON.stringify([81, 81, 85])) problems.push(`length snapping: ${fusion.snapped}`);
-    if (JSON.stringify(fusion.presetValues) !== "[720,1280]") problems.push(`720p portrait preset gave ${fusion.presetValues}`);
+    if (String(fusion.snapped) !== "81,81,85") problems.push(`length 80, 83, 84 snapped to ${fusion.snapped}`);
+    if (String(fusion.presetValues) !== "720,1280") problems.push(`720p portrait preset gave ${fusion.presetValues}`);
 
     if (RUN) {
       await setWidgets(page, TINY_RUN);

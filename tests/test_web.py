@@ -74,7 +74,8 @@ def test_extension_reads_the_stage_message_the_nodes_send(plugin, monkeypatch):
 
     sent = []
     instance = types.SimpleNamespace(client_id="c1", send_sync=lambda *args: sent.append(args))
-    monkeypatch.setitem(sys.modules, "server", types.SimpleNamespace(PromptServer=types.SimpleNamespace(instance=instance)))
+    server_module = types.SimpleNamespace(PromptServer=types.SimpleNamespace(instance=instance))
+    monkeypatch.setitem(sys.modules, "server", server_module)
     monkeypatch.setattr(adapter, "IN_COMFY", True)
     adapter.send_stage_stats("5:12", StageStats("WanSampler", 83.4567, 3072.04, None))
     (event, payload, sid), = sent
@@ -83,7 +84,9 @@ def test_extension_reads_the_stage_message_the_nodes_send(plugin, monkeypatch):
         import { readFileSync } from 'node:fs';
         const stage = await import('./web/lib/stage.js');
         const [event, detail] = JSON.parse(readFileSync(0, 'utf8'));
-        const inner = {id: 12}, graph = {getNodeById: (id) => id === '5' ? {subgraph: {getNodeById: (i) => i === '12' ? inner : null}} : null};
+        const inner = {id: 12};
+        const subgraph = {getNodeById: (id) => id === '12' ? inner : null};
+        const graph = {getNodeById: (id) => id === '5' ? {subgraph} : null};
         const board = new stage.StageBoard();
         console.log(JSON.stringify({same: event === stage.STAGE_EVENT, found: board.show(graph, detail) === inner,
                                     text: board.textOf(inner)}));

@@ -5,7 +5,9 @@ import { FPS, clipSeconds, durationText, isValidLength, nearestValidLength, snap
 
 test("4n+1 counts are valid, others are not", () => {
   for (const frames of [1, 5, 9, 81, 1025]) assert.equal(isValidLength(frames), true, frames);
-  for (const frames of [0, -3, 2, 4, 80, 82, 81.5, NaN, "81"]) assert.equal(isValidLength(frames), false, String(frames));
+  for (const frames of [0, -3, 2, 4, 80, 82, 81.5, NaN, "81"]) {
+    assert.equal(isValidLength(frames), false, String(frames));
+  }
 });
 
 test("nearest 4n+1 agrees with wan21_core.check_frames(snap=True): frames // 4 * 4 + 1", () => {

@@ -32,7 +32,9 @@ test("no text is ever inserted as HTML and nothing is evaluated", () => {
 test("lib modules import nothing from the frontend (they run without a browser)", () => {
   for (const path of shippedFiles(join(WEB, "lib"))) {
     const imports = [...readFileSync(path, "utf8").matchAll(/\bfrom\s+["']([^"']+)["']/g)].map((m) => m[1]);
-    for (const specifier of imports) assert.match(specifier, /^\.\/[\w-]+\.js$/, `${relative(WEB, path)}: ${specifier}`);
+    for (const specifier of imports) {
+      assert.match(specifier, /^\.\/[\w-]+\.js$/, `${relative(WEB, path)}: ${specifier}`);
+    }
   }
 });
 

@@ -23,7 +23,8 @@ export async function resolve(specifier, context, nextResolve) {
 
 export async function load(url, context, nextLoad) {
   if (!url.startsWith(SERVER_ROOT)) return nextLoad(url, context);
-  const file = FAKES[url] ?? (url.startsWith(EXTENSION_ROOT) ? new URL(url.slice(EXTENSION_ROOT.length), WEB_FOLDER) : null);
+  const served = url.startsWith(EXTENSION_ROOT) ? new URL(url.slice(EXTENSION_ROOT.length), WEB_FOLDER) : null;
+  const file = FAKES[url] ?? served;
   if (!file) throw new Error(`not served by the fake ComfyUI: ${url}`);
   return { format: "module", source: await readFile(file, "utf8"), shortCircuit: true };
 }

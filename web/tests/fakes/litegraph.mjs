@@ -107,8 +107,10 @@ export function fusionWidgets() {
     this.value = Math.round((value - (min % step)) / step) * step + (min % step);
   };
   return [
-    { name: "width", type: "number", value: 832, options: { min: 16, max: 4096, step2: 16 }, callback: roundTo(16, 16) },
-    { name: "height", type: "number", value: 480, options: { min: 16, max: 4096, step2: 16 }, callback: roundTo(16, 16) },
+    { name: "width", type: "number", value: 832, options: { min: 16, max: 4096, step2: 16 },
+      callback: roundTo(16, 16) },
+    { name: "height", type: "number", value: 480, options: { min: 16, max: 4096, step2: 16 },
+      callback: roundTo(16, 16) },
     { name: "length", type: "number", value: 81, options: { min: 1, max: 1025, step2: 4 }, callback: roundTo(4, 1) },
     { name: "batch_size", type: "number", value: 1, options: { min: 1, max: 64, step2: 1 } },
     { name: "size_mode", type: "combo", value: "exact", options: { values: ["exact", "official area"] } },
