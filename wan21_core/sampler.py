@@ -87,8 +87,9 @@ def sample(dit, cond: I2VConditioning, options: SamplingOptions, *, init_latent:
     """Denoise a latent; returns the NORMALISED latent [1, 16, T, h, w] (float32, on the DiT's device).
 
     init_latent: normalised latent to start from (video-to-video with options.denoise < 1, or the
-    output of an earlier stage with start_step > 0). callback: called after every step; raising
-    from it (e.g. on a user interrupt) stops sampling.
+    output of an earlier stage with start_step > 0). noise: [1, 16, T, h, w] to use instead of the
+    seeded noise (e.g. the official CUDA noise). callback: called after every step; raising from it
+    (e.g. on a user interrupt) stops sampling.
     """
     _check_model_matches(dit, cond)
     hooks = hooks or SamplerHooks()
@@ -96,20 +97,25 @@ def sample(dit, cond: I2VConditioning, options: SamplingOptions, *, init_latent:
     schedule = make_schedule(options.steps, shift=options.shift, kind=options.schedule, solver=options.solver,
                              sigmas=options.sigmas, denoise=options.denoise, start_step=options.start_step,
                              end_step=options.end_step)
+    shape = (1, *cond.latent_shape)
     if noise is None:
-        noise = make_noise((1, *cond.latent_shape), options.seed, options.noise_device)
+        noise = make_noise(shape, options.seed, options.noise_device)
+    elif tuple(noise.shape) != shape:
+        raise ValueError(f"noise: expected shape {shape} (the conditioning's latent), found {tuple(noise.shape)}")
     x = _initial_latent(noise.to(device), init_latent, schedule.sigmas[0], options)
     predict = GuidedModel(dit, cond, options.guidance, options.cfg_mode, device)
     solver = schedule.new_solver()
     total = schedule.num_steps
-    for i, timestep in enumerate(schedule.timesteps):
-        sigma = float(schedule.sigmas[i])
-        velocity = hooks.predict_wrapper(predict, x, timestep) if hooks.predict_wrapper else predict(x, timestep)
-        velocity = _apply_x0_hooks(hooks.x0_hooks, x, velocity, sigma, i, total, timestep)
-        x = solver.step(velocity, x, i)
-        if callback is not None:
-            callback(StepInfo(i + 1, total, sigma, int(timestep), solver.x0_estimate))
-    predict.release()
+    try:
+        for i, timestep in enumerate(schedule.timesteps):
+            sigma = float(schedule.sigmas[i])
+            velocity = hooks.predict_wrapper(predict, x, timestep) if hooks.predict_wrapper else predict(x, timestep)
+            velocity = _apply_x0_hooks(hooks.x0_hooks, x, velocity, sigma, i, total, timestep)
+            x = solver.step(velocity, x, i)
+            if callback is not None:
+                callback(StepInfo(i + 1, total, sigma, int(timestep), solver.x0_estimate))
+    finally:                      # also on an interrupt: a kept traceback must not pin the K/V caches
+        predict.release()
     return x
 
 
@@ -128,10 +134,13 @@ def _initial_latent(noise, init_latent, first_sigma, options: SamplingOptions) -
 def _apply_x0_hooks(x0_hooks, x, velocity, sigma, step, total, timestep) -> torch.Tensor:
     if not x0_hooks or sigma == 0.0:
         return velocity
-    x0 = x - sigma * velocity.float()
+    estimate = x - sigma * velocity.float()
+    x0 = estimate.clone()
     info = StepInfo(step, total, sigma, int(timestep), x0)
     for hook in x0_hooks:
         x0 = hook(x0, info)
+    if torch.equal(x0, estimate):     # unchanged: keep the model's velocity, (x - x0) / sigma would round
+        return velocity
     return (x - x0) / sigma
 
 
