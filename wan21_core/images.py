@@ -14,12 +14,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 ImageLike = "PIL.Image.Image | str | os.PathLike | np.ndarray | torch.Tensor"
+# Modes PIL opens 16-bit grayscale PNG/TIFF files in ("I" holds them as 32-bit integers).
+SIXTEEN_BIT_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I")
 
 
 def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL image of any mode -> [1, H, W, 3] float in 0..1."""
-    if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
+    if "A" in img.getbands() or (img.mode == "P" and "transparency" in img.info):
         warnings.warn("image has an alpha channel; it is dropped (the RGB values are used as they are)")
+    if img.mode in SIXTEEN_BIT_GRAY_MODES:     # PIL's convert("RGB") would clip these at 255, not scale
+        gray = torch.from_numpy(np.asarray(img).astype(np.float32) / 65535.0)
+        return gray[None, :, :, None].expand(-1, -1, -1, 3).contiguous()
     if img.mode != "RGB":
         img = img.convert("RGB")
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).float().div_(255.0)[None]
