@@ -39,11 +39,13 @@ class I2VPipeline:
                  height: int | None = None, end_image=None, schedule: str = "official",
                  callback: Callable[[StepInfo], None] | None = None, hooks: SamplerHooks | None = None,
                  vae_options: dict | None = None, cfg_mode: str = "auto", snap_frames: bool = False,
-                 crop: str = "none") -> torch.Tensor:
+                 crop: str = "none", noise: torch.Tensor | None = None) -> torch.Tensor:
         """Generate a clip from `image`; returns [F, H, W, 3] float in 0..1 (on CPU).
 
         negative_prompt=None uses the official default negative prompt. width and height (both)
         give an exact size; otherwise the official rule keeps the image's aspect at max_area.
+        noise: [1, 16, T, h, w] to start from instead of the noise drawn from `seed` (for example the
+        official CUDA-generator noise, or another implementation's, in parity checks).
         """
         self.stats = []
         cond = self.condition(image, prompt, negative_prompt, frames=frames, max_area=max_area, width=width,
@@ -52,7 +54,7 @@ class I2VPipeline:
         options = SamplingOptions(steps=steps, guidance=guidance, shift=shift, solver=solver, schedule=schedule,
                                   seed=seed, cfg_mode=cfg_mode)
         with stage("sample", self.stats, self.device):
-            latent = sample(self.dit, cond, options, callback=callback, hooks=hooks)
+            latent = sample(self.dit, cond, options, noise=noise, callback=callback, hooks=hooks)
         return self.decode(denormalize_latent(latent), vae_options)
 
     def condition(self, image, prompt: str, negative_prompt: str | None, *, vae_options: dict | None = None,
@@ -78,6 +80,3 @@ class I2VPipeline:
         with stage("vae decode", self.stats, self.vae.device):
             video = self.vae.decode(raw_latent.to(self.vae.device, self.vae.dtype), **(vae_options or {}))
         return to_unit(video[0].cpu())
-
-
-
