@@ -63,30 +63,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; bad input (ValueError, CheckpointError, a missing file) prints one
+    `error: ...` line on stderr and returns 2 instead of a traceback."""
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        print("NOTE: the demo models have RANDOM weights; the clip is noise. It only exercises the pipeline.")
-        args.t5_device = args.device
-        paths = _tiny_models(args.models_dir)
-        args.dit, args.vae, args.t5, args.clip = paths["dit"], paths["vae"], paths["t5"], paths["clip_vision"]
-        args.image = args.image or _test_picture()
-        args.end_image = None
-    frames = generate(args)
-    _write_outputs(frames, args)
+    try:
+        if args.command == "demo":
+            _set_up_demo(args)
+        frames = generate(args)
+        _write_outputs(frames, args)
+    except (ValueError, FileNotFoundError) as err:      # CheckpointError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _set_up_demo(args) -> None:
+    print("NOTE: the demo models have RANDOM weights; the clip is noise. It only exercises the pipeline.")
+    args.image = args.image or _test_picture()
+    args.end_image = None
+    check_inputs(args)
+    args.t5_device = args.device
+    paths = _tiny_models(args.models_dir)
+    args.dit, args.vae, args.t5, args.clip = paths["dit"], paths["vae"], paths["t5"], paths["clip_vision"]
+
+
+def check_inputs(args) -> None:
+    """Validate the frame count, the size and the images before any model is loaded."""
+    from .conditioning import plan_fusion
+
+    plan_fusion(args.image, frames=args.frames, max_area=_max_area(args), width=args.width, height=args.height,
+                end_image=args.end_image)
+
+
+def _max_area(args) -> int:
+    return args.max_area or AREAS[args.size]
 
 
 def generate(args) -> torch.Tensor:
     from . import load_dit, load_image_encoder, load_text_encoder, load_vae
     from .pipeline import I2VPipeline
 
+    check_inputs(args)
     stats: list[StageStats] = []
     with stage("load models", stats, args.device):
         dit = load_dit(args.dit, args.device, DTYPES[args.dtype], require=("i2v", "flf2v"))
         vae = load_vae(args.vae, args.device)
         te = load_text_encoder(args.t5, args.t5_device)
         ie = load_image_encoder(args.clip, args.device)
-    max_area = args.max_area or AREAS[args.size]
+    max_area = _max_area(args)
     shift = args.shift if args.shift is not None else default_shift(max_area)
     vae_options = {"tile": args.vae_tile} if args.vae_tile else None
     pipe = I2VPipeline(dit, vae, te, ie)
