@@ -60,8 +60,8 @@ def model_path(kind: str, name: str) -> str:
         raise ValueError(f"model file {name!r}: expected a name inside the {FOLDERS[kind][0]} folder")
     for folder in FOLDERS[kind]:
         for root in _folder_roots(folder):
-            path = os.path.realpath(os.path.join(root, name))
-            if os.path.isfile(path) and _inside(path, root):
+            path = os.path.normpath(os.path.join(os.path.abspath(root), name))
+            if _inside(path, root) and os.path.isfile(path):   # symlinked files are fine, as in ComfyUI
                 return path
     raise FileNotFoundError(f"model file {name!r} not found in the {FOLDERS[kind][0]} folder(s): "
                             f"{', '.join(r for f in FOLDERS[kind] for r in _folder_roots(f)) or 'none configured'}")
@@ -92,7 +92,7 @@ def _folder_files(folder: str) -> list[str]:
 
 
 def _inside(path: str, root: str) -> bool:
-    root = os.path.realpath(root)
+    root = os.path.abspath(root)
     return os.path.commonpath([path, root]) == root
 
 

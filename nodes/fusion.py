@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from wan21_core.comfy_format import clip_features_of, fusion_extras, with_extras
-from wan21_core.conditioning import conditioning_clip, frame_mask, plan_fusion
+from wan21_core.conditioning import check_frames, conditioning_clip, frame_mask, plan_fusion
 from wan21_core.defaults import AREA_480P
 from wan21_core.image_encoder import ClipVisionOutput
 
@@ -57,6 +57,7 @@ class WanFusionConditioning(WanNode):
 
     def execute(self, positive, negative, vae, start_image, width, height, length, batch_size, size_mode, crop,
                 vae_tile, clip_vision_output=None, end_image=None, clip_vision_end=None):
+        check_frames(length, name="length")
         area = width * height if size_mode == "official area" else None
         exact = {} if area else {"width": width, "height": height}
         plan = plan_fusion(start_image, frames=length, max_area=area or AREA_480P, end_image=end_image, crop=crop,

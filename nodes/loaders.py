@@ -1,10 +1,13 @@
 """Loader nodes: a file from ComfyUI's model folders -> this pack's model objects."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from wan21_core import inspect_checkpoint, load_dit, load_image_encoder, load_text_encoder, load_vae
 from wan21_core.upscale import default_cascade, load_cascade
+from wan21_core.upscale.cascade import VARIANTS, WEIGHTS_DIR
 
 from . import comfy_adapter as comfy
 from .base import (WAN_DIT, WAN_IMAGE_ENCODER, WAN_T5, WAN_UPSCALER, WAN_VAE, ModelCache, WanNode,
@@ -143,6 +146,7 @@ class WanUpscalerLoader(WanNode):
 
     def execute(self, model_name):
         if model_name in BUILTIN_UPSCALERS:
-            return (default_cascade(BUILTIN_UPSCALERS[model_name]),)
+            variant = BUILTIN_UPSCALERS[model_name]
+            return (self._cache.get(os.path.join(WEIGHTS_DIR, VARIANTS[variant]), (), lambda: default_cascade(variant)),)
         path = comfy.model_path("upscale", model_name)
         return (self._cache.get(path, (), lambda: load_cascade(path)),)

@@ -456,8 +456,6 @@ def test_loaders_refuse_names_outside_their_folder(pack, models, node, name_inpu
             run(pack, node, **{name_input: name}, **options)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (nodes/comfy_adapter.model_path): a model file symlinked from another "
-                   "disk is listed but 'not found'; ComfyUI's folder_paths.get_full_path follows such links")
 def test_symlinked_model_file_loads(pack, models, tmp_path):
     target = tmp_path / "elsewhere.safetensors"
     shutil.copy(models["root"] / "vae" / models["vae"], target)

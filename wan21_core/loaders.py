@@ -99,7 +99,7 @@ def _check_model_type(path: str, config, require: str | Iterable[str] | None) ->
     raise CheckpointError(
         f"{path}: this is a {config.model_type} ({_MODEL_TYPE_NAMES[config.model_type]}) Wan2.1 DiT "
         f"(in_dim {config.in_dim}{', no image cross-attention' if config.model_type == 't2v' else ''}); "
-        f"expected a {wanted} checkpoint{hint}")
+        f"expected {'an' if wanted[0] in 'aeiou' else 'a'} {wanted} checkpoint{hint}")
 
 
 # ------------------------------------------------------------------------------------- VAE
