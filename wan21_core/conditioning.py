@@ -52,17 +52,17 @@ def check_size(height: int, width: int, snap: bool = False) -> tuple[int, int]:
     return height, width
 
 
-def check_frames(frames: int, snap: bool = False) -> int:
+def check_frames(frames: int, snap: bool = False, name: str = "frames") -> int:
     """Validate a frame count of the form 4n+1; with `snap`, move to the nearest such count."""
     if not isinstance(frames, int) or frames < 1:
-        raise ValueError(f"frames: expected a positive integer of the form 4n+1, found {frames!r}")
+        raise ValueError(f"{name}: expected a positive integer of the form 4n+1, found {frames!r}")
     if (frames - 1) % VAE_STRIDE[0] == 0:
         return frames
     if not snap:
         lo = (frames - 1) // 4 * 4 + 1
-        raise ValueError(f"frames: expected 4n+1 (e.g. {lo} or {lo + 4}), found {frames}")
+        raise ValueError(f"{name}: expected 4n+1 (e.g. {lo} or {lo + 4}), found {frames}")
     snapped = frames // 4 * 4 + 1  # nearest 4n+1; a tie (4n+3) rounds down
-    warnings.warn(f"frames={frames} is not 4n+1; using {snapped}")
+    warnings.warn(f"{name}={frames} is not 4n+1; using {snapped}")
     return snapped
 
 
