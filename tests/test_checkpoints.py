@@ -127,7 +127,7 @@ def test_a_file_given_to_the_wrong_loader_is_named(checkpoint_set, loader, kind,
 
 def test_t2v_where_i2v_is_required(checkpoint_set):
     path = checkpoint_set.dit["t2v_fp16"]
-    with pytest.raises(CheckpointError, match=r"t2v \(text-to-video\).*in_dim 16.*expected a i2v \(image-to-video\)"):
+    with pytest.raises(CheckpointError, match=r"t2v \(text-to-video\).*in_dim 16.*expected an i2v \(image-to-video\)"):
         load_dit(path, require="i2v")
     with pytest.raises(CheckpointError, match="flf2v"):
         load_dit(checkpoint_set.dit["official_index"], require="flf2v")

@@ -157,6 +157,8 @@ def test_empty_prompt_grayscale_image_and_the_default_negative_prompt(pipe):
     expected_null = pipe.text_encoder.encode([NEGATIVE_PROMPT_I2V])[0]   # alone: another batch, same features
     assert cond.context_null.shape == expected_null.shape and rel_l2(cond.context_null, expected_null) <= 1e-6
     assert cond.latent_shape == (16, 2, 4, 6) and cond.clip_fea.shape == (1, 257, 1280)
+    empty_null = pipe.condition(gray, "", "", frames=5, width=48, height=32).context_null   # "" too, as official
+    assert torch.equal(empty_null, cond.context_null)
 
 
 def test_a_prompt_past_512_tokens_is_truncated_with_a_warning(pipe):

@@ -210,7 +210,7 @@ def test_identity_x0_hooks_give_exactly_the_hook_free_result(dit, cond, noise):
 
     hooked = sample(dit, cond, options(), noise=noise, hooks=SamplerHooks(x0_hooks=[identity, identity]))
     assert torch.equal(hooked, plain)
-    assert seen[::2] == [(i, STEPS) for i in range(STEPS)]          # step index i, before the solver step
+    assert seen[::2] == [(i, STEPS) for i in range(1, STEPS + 1)]   # 1-based step, before the solver step
 
 
 def test_an_x0_hook_steers_the_sample(dit, cond, noise):

@@ -42,7 +42,8 @@ class I2VPipeline:
                  crop: str = "none", noise: torch.Tensor | None = None) -> torch.Tensor:
         """Generate a clip from `image`; returns [F, H, W, 3] float in 0..1 (on CPU).
 
-        negative_prompt=None uses the official default negative prompt. width and height (both)
+        negative_prompt None or "" uses the official default negative prompt (as the official code
+        does; pass " " for an empty one). width and height (both)
         give an exact size; otherwise the official rule keeps the image's aspect at max_area.
         noise: [1, 16, T, h, w] to start from instead of the noise drawn from `seed` (for example the
         official CUDA-generator noise, or another implementation's, in parity checks).
@@ -60,7 +61,7 @@ class I2VPipeline:
     def condition(self, image, prompt: str, negative_prompt: str | None, *, vae_options: dict | None = None,
                   **plan_options) -> I2VConditioning:
         """The fusion stage, timed per model (text, image features, VAE encode)."""
-        if negative_prompt is None:
+        if not negative_prompt:                 # None or "" -> the official default, as generate.py does
             negative_prompt = default_negative_prompt(self.dit.config.model_type)
         plan = plan_fusion(image, **plan_options)
         if plan.end_image is not None and self.dit.config.model_type != "flf2v":

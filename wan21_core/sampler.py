@@ -54,7 +54,12 @@ class SamplingOptions:
 
 @dataclass
 class StepInfo:
-    """What a callback sees after each step. x0 is the current clean-latent estimate (normalised)."""
+    """What callbacks and x0 hooks see.
+
+    step: 1-based number of the current step (a callback runs after it, an x0 hook inside it);
+    total: steps in this run; sigma / timestep: the noise level and model timestep of the step;
+    x0: the clean-latent estimate (normalised latent space).
+    """
 
     step: int
     total: int
@@ -110,7 +115,7 @@ def sample(dit, cond: I2VConditioning, options: SamplingOptions, *, init_latent:
         for i, timestep in enumerate(schedule.timesteps):
             sigma = float(schedule.sigmas[i])
             velocity = hooks.predict_wrapper(predict, x, timestep) if hooks.predict_wrapper else predict(x, timestep)
-            velocity = _apply_x0_hooks(hooks.x0_hooks, x, velocity, sigma, i, total, timestep)
+            velocity = _apply_x0_hooks(hooks.x0_hooks, x, velocity, sigma, i + 1, total, timestep)
             x = solver.step(velocity, x, i)
             if callback is not None:
                 callback(StepInfo(i + 1, total, sigma, int(timestep), solver.x0_estimate))
