@@ -54,16 +54,18 @@ class ComfyError(RuntimeError):
 
     `status` is the HTTP status of `POST /prompt` (None for execution failures), `payload` the
     server's JSON (validation) or the history entry (execution), `node_id`/`node_type` the
-    failing node where known.
+    failing node where known, `exception_message` the node's own error text (execution errors).
     """
 
     def __init__(self, message: str, payload: Any = None, status: Optional[int] = None,
-                 node_id: Optional[str] = None, node_type: Optional[str] = None):
+                 node_id: Optional[str] = None, node_type: Optional[str] = None,
+                 exception_message: Optional[str] = None):
         super().__init__(message)
         self.payload = payload
         self.status = status
         self.node_id = node_id
         self.node_type = node_type
+        self.exception_message = exception_message
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,8 @@ class ComfyServer:
             raise ComfyError(f"node {error['node_id']} ({error['node_type']}) failed: "
                              f"{error['exception_type']}: {error['exception_message']}\n"
                              + "".join(error.get("traceback", [])),
-                             payload=entry, node_id=error["node_id"], node_type=error["node_type"])
+                             payload=entry, node_id=error["node_id"], node_type=error["node_type"],
+                             exception_message=error["exception_message"])
         stopped = _status_message(entry, "execution_interrupted")
         if stopped is not None:
             raise ComfyError(f"interrupted at node {stopped['node_id']} ({stopped['node_type']})",

@@ -18,6 +18,8 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from comfy_server import ComfyServer, ComfyUnavailable, locate_comfyui  # noqa: E402
+from graphs import write_start_image  # noqa: E402
+from model_files import build_model_cache, link_model_set  # noqa: E402
 
 LOG_TAIL_CHARS = 6000
 
@@ -32,14 +34,26 @@ def comfy_install():
 
 
 @pytest.fixture(scope="session")
-def comfy_model_writer():
+def wan21_model_cache(comfy_install, tmp_path_factory):
+    """The folder of generated checkpoints (tiny models + full-size random VAE and ViT-H).
+
+    `$WAN21_TEST_CACHE` keeps them between sessions (about 1.5 GB, a minute to generate);
+    otherwise they live in this session's pytest temporary folder.
+    """
+    root = os.environ.get("WAN21_TEST_CACHE") or tmp_path_factory.getbasetemp() / "wan21_models"
+    return build_model_cache(Path(root))
+
+
+@pytest.fixture(scope="session")
+def comfy_model_writer(wan21_model_cache):
     """Writes checkpoint files into `models/<folder>/` before the shared server starts.
 
-    Returns a callable `(models_dir: pathlib.Path) -> None`, or None for empty model folders.
+    Returns a callable `(models_dir: pathlib.Path) -> None` that hard-links the model set of
+    `model_files.MODEL_SET` (Comfy-Org names, plus files in the legacy `unet/` and `clip/`).
     Files can also be written later, while the server runs: ComfyUI rescans a folder whose
     modification time changed, so `comfy.models_dir / "vae" / name` shows up in the next prompt.
     """
-    return None
+    return lambda models_dir: link_model_set(wan21_model_cache, models_dir)
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +84,19 @@ def comfy(comfy_factory, comfy_model_writer):
     return comfy_factory(model_writer=comfy_model_writer)
 
 
+@pytest.fixture(scope="session")
+def start_image(comfy, tmp_path_factory):
+    """Name of a 64x48 PNG uploaded to the shared server (LoadImage's `image` value)."""
+    return comfy.upload_image(write_start_image(tmp_path_factory.mktemp("images") / "start_64x48.png"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the tail of the server log to a failed test that used the `comfy` fixture."""
+    """Attach the tail of the log of every server a failed test used."""
     outcome = yield
     report = outcome.get_result()
-    server = getattr(item, "funcargs", {}).get("comfy")
-    if report.failed and isinstance(server, ComfyServer):
-        report.sections.append(("ComfyUI log (tail)", server.log_text()[-LOG_TAIL_CHARS:]))
+    if not report.failed:
+        return
+    for name, server in getattr(item, "funcargs", {}).items():
+        if isinstance(server, ComfyServer):
+            report.sections.append((f"ComfyUI log of `{name}` (tail)", server.log_text()[-LOG_TAIL_CHARS:]))

@@ -1,5 +1,10 @@
-"""A real ComfyUI boots with this pack linked as a custom node and imports it cleanly."""
+"""A real ComfyUI boots with this pack linked as a custom node, imports it cleanly and lists its
+nodes, their documentation and the model files of the temporary model folders."""
 import os
+from pathlib import Path
+
+import model_files as mf
+from model_files import place_file
 
 PACK_NAME = "comfyui-wan21-i2v"
 
@@ -32,11 +37,26 @@ def test_object_info_lists_core_and_pack_nodes(comfy, plugin):
 
 
 MODEL_EXTENSIONS = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
-LOADER_COMBOS = {  # folder -> (core loader node, its file input)
+FOLDERS = {  # ComfyUI folder name -> its folders under models/ (legacy alias first, as ComfyUI lists them)
+    "diffusion_models": ("unet", "diffusion_models"),
+    "text_encoders": ("text_encoders", "clip"),
+    "clip_vision": ("clip_vision",),
+    "vae": ("vae",),
+    "upscale_models": ("upscale_models",),
+}
+CORE_LOADERS = {  # folder -> (core loader node, its file input)
     "diffusion_models": ("UNETLoader", "unet_name"),
     "text_encoders": ("CLIPLoader", "clip_name"),
     "clip_vision": ("CLIPVisionLoader", "clip_name"),
+    "vae": ("VAELoader", "vae_name"),
     "upscale_models": ("UpscaleModelLoader", "model_name"),
+}
+PACK_LOADERS = {  # folder -> (pack loader node, its file input)
+    "diffusion_models": ("WanDiTLoader", "dit_name"),
+    "text_encoders": ("WanT5Loader", "t5_name"),
+    "clip_vision": ("WanImageEncoderLoader", "clip_name"),
+    "vae": ("WanVAELoader", "vae_name"),
+    "upscale_models": ("WanUpscalerLoader", "model_name"),
 }
 
 
@@ -45,13 +65,59 @@ def combo_options(spec):
     return spec[1]["options"] if spec[0] == "COMBO" else spec[0]
 
 
+def files_in(comfy, folder: str) -> list[str]:
+    """Model files of a ComfyUI folder name on disk, relative to their folder (legacy ones too)."""
+    names = set()
+    for sub in FOLDERS[folder]:
+        root = comfy.models_dir / sub
+        names |= {str(p.relative_to(root)) for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in MODEL_EXTENSIONS}
+    return sorted(names)
+
+
 def test_model_folders_are_the_temporary_ones(comfy):
     argv = comfy.system_stats()["system"]["argv"]
     if "--base-directory" in argv:
         assert argv[argv.index("--base-directory") + 1] == str(comfy.base_dir)
-    for folder, (node, input_name) in LOADER_COMBOS.items():
-        root = comfy.models_dir / folder
-        expected = sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                          if p.is_file() and p.suffix.lower() in MODEL_EXTENSIONS)
+    for folder, (node, input_name) in CORE_LOADERS.items():
         listed = combo_options(comfy.object_info(node)["input"]["required"][input_name])
-        assert sorted(listed) == expected, (folder, listed)
+        if node == "VAELoader":                     # also offers "pixel_space" and TAESD entries
+            listed = [n for n in listed if Path(n).suffix.lower() in MODEL_EXTENSIONS]
+        assert sorted(listed) == files_in(comfy, folder), (folder, listed)
+
+
+def test_pack_loaders_list_the_model_folders_including_legacy(comfy):
+    for folder, (node, input_name) in PACK_LOADERS.items():
+        listed = combo_options(comfy.object_info(node)["input"]["required"][input_name])
+        on_disk = files_in(comfy, folder)
+        assert [n for n in listed if not n.startswith("built-in:")] == on_disk, (node, listed)
+    dits = combo_options(comfy.object_info("WanDiTLoader")["input"]["required"]["dit_name"])
+    t5s = combo_options(comfy.object_info("WanT5Loader")["input"]["required"]["t5_name"])
+    assert mf.LEGACY_DIT in dits and mf.DIT_I2V in dits      # models/unet + models/diffusion_models
+    assert mf.LEGACY_T5 in t5s and mf.T5 in t5s              # models/clip + models/text_encoders
+
+
+def test_new_model_file_appears_without_restart(comfy):
+    target = comfy.models_dir / "vae" / "added_later.safetensors"
+    place_file(comfy.models_dir / "vae" / mf.TINY_VAE, target)
+    try:
+        listed = combo_options(comfy.object_info("WanVAELoader")["input"]["required"]["vae_name"])
+        assert "added_later.safetensors" in listed
+    finally:
+        target.unlink()
+
+
+def test_every_pack_node_is_documented(comfy, plugin):
+    info = comfy.object_info()
+    for name in plugin.NODE_CLASS_MAPPINGS:
+        node = info[name]
+        assert node["category"] == "Wan2.1", (name, node["category"])
+        assert len(node["description"]) > 20, (name, node["description"])
+        assert node["display_name"] == plugin.NODE_DISPLAY_NAME_MAPPINGS[name]
+        inputs = {**node["input"].get("required", {}), **node["input"].get("optional", {})}
+        assert inputs, name
+        for input_name, spec in inputs.items():
+            options = spec[1] if len(spec) > 1 else {}
+            assert options.get("tooltip"), f"{name}.{input_name} has no tooltip"
+        assert len(node["output_tooltips"]) == len(node["output"]), name
+        assert all(node["output_tooltips"]), name
