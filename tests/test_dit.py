@@ -9,9 +9,11 @@ import torch
 from diffusers import WanTransformer3DModel
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
+import wan21_core.attention as attention_module
 from wan21_core.attention import attention, available_backends, set_attention_backend
 from wan21_core.configs import DiTConfig
 from wan21_core.dit import WanModel
+from wan21_core.dit_blocks import gelu_tanh
 
 DIM, HEADS, LAYERS, FFN = 256, 2, 2, 512
 LATENT = (1, 16, 3, 6, 10)
@@ -226,11 +228,17 @@ def test_bad_inputs_raise_clear_errors(models, inputs, model_type, overrides, me
         models[model_type](**call)
 
 
-def test_cache_and_context_together_is_an_error(models, inputs):
+def test_cache_misuse_is_an_error(models, inputs):
     model = models["i2v"]
     cache = model.prepare_context(inputs["context"], inputs["clip"])
     with pytest.raises(ValueError, match="pass either cache or context/clip_fea, not both"):
         model(inputs["x"], inputs["t"], inputs["context"], y=inputs["y"], cache=cache)
+    model.compute_dtype = torch.bfloat16
+    try:
+        with pytest.raises(ValueError, match="cache: prepared for 2 blocks in torch.float32.*call prepare_context"):
+            model(inputs["x"], inputs["t"], y=inputs["y"], cache=cache)
+    finally:
+        model.compute_dtype = None
 
 
 # ---------------------------------------------------------------------------------- attention
@@ -243,6 +251,34 @@ def test_attention_matches_explicit_softmax_and_broadcasts_batch():
     expected = torch.einsum("bnqk,bknd->bqnd", scores.softmax(-1), v.expand(2, -1, -1, -1))
     assert rel_l2(attention(q, k, v), expected) <= 1e-6
     assert "sdpa" in available_backends()
+
+
+@pytest.mark.parametrize("q_batch,kv_batch", [(2, 2), (2, 1), (1, 2)])
+def test_blocked_attention_equals_sdpa_in_fp32(monkeypatch, q_batch, kv_batch):
+    monkeypatch.setattr(attention_module, "SCORE_BLOCK_BYTES", 4096)   # force several row and head blocks
+    monkeypatch.setattr(attention_module, "MIN_BLOCK_ROWS", 7)
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(q_batch, 50, 3, 128, generator=g)
+    k, v = torch.randn(kv_batch, 33, 3, 128, generator=g) + 2.0, torch.randn(kv_batch, 33, 3, 128, generator=g)
+    assert rel_l2(attention(q, k, v, backend="blocked"), attention(q, k, v, backend="sdpa")) <= 1e-6
+
+
+def test_blocked_bf16_scores_stay_accurate_with_a_shared_key_offset():
+    """bf16 scores are rounded after the matmul; centring the keys keeps that error near SDPA's own."""
+    g = torch.Generator().manual_seed(0)
+    q, v = torch.randn(2, 300, 2, 128, generator=g), torch.randn(2, 200, 2, 128, generator=g)
+    k = torch.randn(2, 200, 2, 128, generator=g) + 6.0 * torch.randn(1, 1, 2, 128, generator=g)
+    exact = attention(q, k, v, backend="sdpa")
+    q16, k16, v16 = (t.bfloat16() for t in (q, k, v))
+    blocked_error = rel_l2(attention(q16, k16, v16, backend="blocked").float(), exact)
+    sdpa_error = rel_l2(attention(q16, k16, v16, backend="sdpa").float(), exact)
+    assert blocked_error <= 1.25 * sdpa_error      # uncentred bf16 scores land at 1.7×
+
+
+def test_gelu_tanh_equals_torch_gelu_tanh():
+    x = torch.linspace(-12, 12, 10001)
+    assert (gelu_tanh(x) - torch.nn.functional.gelu(x, approximate="tanh")).abs().max() <= 2e-6
+    assert gelu_tanh(x.bfloat16()).dtype == torch.bfloat16
 
 
 def test_unavailable_attention_backend_is_named():

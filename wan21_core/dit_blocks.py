@@ -6,6 +6,7 @@ linear layers and attention run in the compute dtype `cd` that the model passes 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -24,21 +25,81 @@ def layer_norm(x: torch.Tensor, eps: float, norm: nn.LayerNorm | None = None) ->
     return F.layer_norm(x.float(), x.shape[-1:], weight, bias, eps)
 
 
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """x · (1 + scale) + shift, in fp32 (shift, scale [B, 1, C] broadcast over tokens)."""
-    return torch.addcmul(shift, x, 1 + scale)
+def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm(x) · (1 + scale) + shift in fp32; shift, scale [B or 1, 1, C] broadcast over tokens.
+
+    A batch-1 modulation (one timestep for the whole batch, as in CFG) becomes the LayerNorm's own
+    affine parameters, so the whole thing is one pass over x.
+    """
+    if shift.shape[0] == 1:
+        return F.layer_norm(x.float(), x.shape[-1:], (1 + scale).flatten(), shift.flatten(), eps)
+    return torch.addcmul(shift, layer_norm(x, eps), 1 + scale)
+
+
+FFN_CHUNK_TOKENS = 1024
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU with the tanh approximation (the DiT FFN's activation), in fp32, returned in x's dtype.
+
+    Uses the identity ½·(1 + tanh z) = σ(2z): gelu(x) = x·σ(2z), z = √(2/π)·(x + 0.044715·x³); the
+    same function as F.gelu(approximate="tanh") (fp32 difference ~1e-7), about 2× faster on CPU,
+    where torch's vectorised sigmoid is much cheaper than its tanh.
+    """
+    if x.device.type != "cpu":
+        return F.gelu(x, approximate="tanh")
+    xf = x.float()
+    two_z = torch.mul(xf, xf).mul_(_GELU_CUBIC).add_(_GELU_LINEAR).mul_(xf)
+    return two_z.sigmoid_().mul_(xf).to(x.dtype)
+
+
+_GELU_LINEAR = 2 * math.sqrt(2 / math.pi)
+_GELU_CUBIC = _GELU_LINEAR * 0.044715
+
+
+def head_major(x: torch.Tensor, dtype: torch.dtype, factor: torch.Tensor | None = None) -> torch.Tensor:
+    """x [B, L, N, d] (× factor [B, L, 1, 1]) in `dtype`, written head-major ([B, N, L, d] in memory).
+
+    The result is still indexed [B, L, N, d]; the memory order is the one batched attention kernels
+    read without a copy. Nothing is written when there is neither a cast nor a factor.
+    """
+    if factor is None and x.dtype == dtype:
+        return x
+    batch, length, heads, head_dim = x.shape
+    out = torch.empty(batch, heads, length, head_dim, dtype=dtype, device=x.device).transpose(1, 2)
+    return out.copy_(x) if factor is None else torch.mul(x, factor, out=out)
+
+
+def residual_add(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+    """x + y · gate (or x + y) in fp32, in place on x when the result keeps x's shape."""
+    shapes = (x.shape, y.shape) if gate is None else (x.shape, y.shape, gate.shape)
+    if torch.broadcast_shapes(*shapes) == x.shape:
+        return x.add_(y) if gate is None else x.addcmul_(y, gate)
+    return x + y.float() if gate is None else torch.addcmul(x, y.float(), gate)
 
 
 class RMSNorm(nn.Module):
-    """WanRMSNorm over the full projection width (across heads), learned weight; returns fp32."""
+    """WanRMSNorm over the full projection width (across heads), learned weight, computed in fp32.
+
+    x · rsqrt(mean(x²) + eps) · weight, split in two so that the per-token factor can ride along
+    with RoPE: `weighted(x)` = x · weight (fp32) and `factor(x)` = rsqrt(mean(x²) + eps) [..., 1].
+    """
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
+    def factor(self, x: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
+        return torch.rsqrt(norm.square_().div_(x.shape[-1]).add_(self.eps))
+
+    def weighted(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.mul(x, self.weight.float())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x.float(), x.shape[-1:], self.weight.float(), self.eps)
+        """[..., C] -> [..., C] fp32."""
+        return self.weighted(x).mul_(self.factor(x))
 
 
 @dataclass
@@ -65,12 +126,17 @@ class SelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps)
         self.norm_k = RMSNorm(dim, eps)
 
+    def _rotated(self, proj: nn.Linear, norm: RMSNorm, x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+        """RoPE(RMSNorm(proj(x))) as [B, L, N, d] in x's dtype; the RMS factor rides in the rotation."""
+        y = proj(x)                                                    # [B, L, C]
+        heads = norm.weighted(y).unflatten(-1, (self.num_heads, -1))   # [B, L, N, d] fp32
+        return head_major(apply_rope(heads, rotations, norm.factor(y)[..., None]), x.dtype)
+
     def forward(self, x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         """x [B, L, C] in the compute dtype -> [B, L, C] in the compute dtype."""
-        heads = (self.num_heads, -1)
-        q = apply_rope(self.norm_q(self.q(x)).unflatten(-1, heads), rotations).to(x.dtype)  # [B, L, N, d]
-        k = apply_rope(self.norm_k(self.k(x)).unflatten(-1, heads), rotations).to(x.dtype)
-        v = self.v(x).unflatten(-1, heads)
+        q = self._rotated(self.q, self.norm_q, x, rotations)
+        k = self._rotated(self.k, self.norm_k, x, rotations)
+        v = self.v(x).unflatten(-1, (self.num_heads, -1))
         return self.o(attention(q, k, v).flatten(2))
 
 
@@ -104,7 +170,9 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, kv: CrossKV) -> torch.Tensor:
         """x [B, L, C] in the compute dtype -> [B, L, C] in the compute dtype."""
-        q = self.norm_q(self.q(x)).to(x.dtype).unflatten(-1, (self.num_heads, -1))  # [B, L, N, d]
+        y = self.q(x)                                                  # [B, L, C]
+        heads = self.norm_q.weighted(y).unflatten(-1, (self.num_heads, -1))
+        q = head_major(heads, x.dtype, self.norm_q.factor(y)[..., None])  # [B, L, N, d]
         out = attention(q, kv.k_text, kv.v_text)
         if kv.k_image is not None:
             out = out + attention(q, kv.k_image, kv.v_image)
@@ -128,13 +196,32 @@ class WanBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, e0: torch.Tensor, rotations: torch.Tensor, kv: CrossKV,
                 cd: torch.dtype) -> torch.Tensor:
-        """x [B, L, C] fp32 residual stream, e0 [B, 6, C] fp32 time projection -> new x [B, L, C] fp32."""
+        """x [B, L, C] fp32 residual stream, e0 [B, 6, C] fp32 time projection -> new x [B, L, C] fp32.
+
+        x is updated in place wherever the batch does not grow (batch-1 x meeting batch-2 context).
+        """
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (self.modulation.float() + e0).chunk(6, dim=1)
-        h = modulate(layer_norm(x, self.eps), shift_sa, scale_sa).to(cd)
-        x = torch.addcmul(x, self.self_attn(h, rotations), gate_sa)
-        x = x + self.cross_attn(layer_norm(x, self.eps, self.norm3).to(cd), kv)
-        h = modulate(layer_norm(x, self.eps), shift_ff, scale_ff).to(cd)
-        return torch.addcmul(x, self.ffn(h), gate_ff)
+        h = modulated_norm(x, shift_sa, scale_sa, self.eps).to(cd)
+        x = residual_add(x, self.self_attn(h, rotations), gate_sa)
+        x = residual_add(x, self.cross_attn(layer_norm(x, self.eps, self.norm3).to(cd), kv))
+        return self._ffn_residual(x, shift_ff, scale_ff, gate_ff, cd)
+
+    def _ffn_residual(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, gate: torch.Tensor,
+                      cd: torch.dtype) -> torch.Tensor:
+        """x + ffn(modulated_norm(x)) · gate, updated in place a chunk of tokens at a time.
+
+        Everything in the FFN is per token, so chunks keep the [tokens, ffn_dim] hidden activations
+        small (bounded memory for long videos, cache-resident, no fresh page-faulted buffers).
+        """
+        fc1, _, fc2 = self.ffn                                         # the middle one is GELU(tanh)
+        if x.shape[0] < gate.shape[0]:
+            x = x.expand(gate.shape[0], -1, -1).clone()
+        for b in range(x.shape[0]):
+            m = b if gate.shape[0] > 1 else 0
+            for rows in x[b].tensor_split(-(-x.shape[1] // FFN_CHUNK_TOKENS)):  # views [n, C] of x
+                h = modulated_norm(rows, shift[m], scale[m], self.eps).to(cd)
+                rows.addcmul_(fc2(gelu_tanh(fc1(h))), gate[m])
+        return x
 
 
 class Head(nn.Module):
@@ -149,7 +236,7 @@ class Head(nn.Module):
     def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """x [B, L, C] fp32, e [B, C] fp32 time embedding (not e0) -> [B, L, out_features] fp32."""
         shift, scale = (self.modulation.float() + e[:, None]).chunk(2, dim=1)
-        h = modulate(layer_norm(x, self.eps), shift, scale)
+        h = modulated_norm(x, shift, scale, self.eps)
         return self.head(h.to(self.head.weight.dtype)).float()
 
 

@@ -50,10 +50,13 @@ def rope_table(grid: tuple[int, int, int], head_dim: int, device: torch.device) 
     return rotations.to(device=device, dtype=torch.complex64)
 
 
-def apply_rope(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved channel pairs of x [B, L, heads, head_dim] (fp32) by rotations [L, 1, head_dim/2].
+def apply_rope(x: torch.Tensor, rotations: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotate interleaved channel pairs of x [B, L, heads, head_dim] by rotations [L, 1, head_dim/2].
 
-    Pair (2j, 2j+1) is read as the complex number x[2j] + i·x[2j+1]; the result is fp32 [B, L, heads, head_dim].
+    Pair (2j, 2j+1) is read as the complex number x[2j] + i·x[2j+1]. `scale` [B, L, 1, 1] (fp32), a
+    per-token factor such as an RMS normalisation, rides along in the same multiply. Returns fp32.
     """
+    if scale is not None:
+        rotations = rotations * scale                                 # [B, L, 1, head_dim/2]
     pairs = torch.view_as_complex(x.float().contiguous().unflatten(-1, (-1, 2)))  # [B, L, heads, head_dim/2]
     return torch.view_as_real(pairs * rotations).flatten(-2)
