@@ -145,10 +145,8 @@ def build_model_cache(cache_dir: Path) -> Path:
 # ------------------------------------------------------------------------------------- linking
 
 def place_file(source: Path, target: Path) -> None:
-    """Hard-link `source` to `target` (a copy across file systems).
-
-    Not a symlink: the pack's loaders refuse a file whose real path leaves the model folder.
-    """
+    """Hard-link `source` to `target` (a copy across file systems): plain files in every server's
+    model folders (symlinked files are tested on their own, in test_comfy_boot)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         target.unlink()
