@@ -54,10 +54,11 @@ def build_diffusers(state: dict, config: DiTConfig, dtype: torch.dtype):
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
     c = config
+    image = {"image_dim": c.img_dim, "added_kv_proj_dim": c.dim} if c.has_image_input else {}
     model = WanTransformer3DModel(
         patch_size=c.patch_size, num_attention_heads=c.num_heads, attention_head_dim=c.head_dim,
         in_channels=c.in_dim, out_channels=c.out_dim, text_dim=c.text_dim, freq_dim=c.freq_dim,
-        ffn_dim=c.ffn_dim, num_layers=c.num_layers, eps=c.eps, image_dim=c.img_dim, added_kv_proj_dim=c.dim)
+        ffn_dim=c.ffn_dim, num_layers=c.num_layers, eps=c.eps, **image)
     model.load_state_dict(convert_wan_transformer_to_diffusers({k: v.clone() for k, v in state.items()}),
                           strict=True)
     if dtype == torch.float32:
