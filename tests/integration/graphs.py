@@ -121,7 +121,12 @@ def read_latent(path: Path):
 
 
 def video_info(path: Path) -> tuple[int, int, int]:
-    """(decoded frame count, width, height) of a video file, read with PyAV."""
+    """(decoded frame count, width, height) of a video file: PyAV, or PIL for animated WebP."""
+    if path.suffix.lower() == ".webp":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return image.n_frames, image.width, image.height
     import av
 
     with av.open(str(path)) as container:

@@ -59,10 +59,10 @@ def swap_native_text_encoder(prompt: dict) -> list[str]:
     return swapped
 
 
-def patch_for_test(prompt: dict, image_name: str, model_names: dict) -> None:
+def patch_for_test(prompt: dict, image_name: str, upscale_files: set) -> None:
     """Small sizes and steps, the uploaded image, and test models for files that cannot exist here.
 
-    model_names: {(class_type, input): files offered by the server} to check the file names against.
+    upscale_files: the file names in the server's models/upscale_models.
     """
     for node in prompt.values():
         kind, inputs = node["class_type"], node["inputs"]
@@ -74,7 +74,7 @@ def patch_for_test(prompt: dict, image_name: str, model_names: dict) -> None:
             inputs["steps"] = STEPS
         elif kind == "LoadImage":
             inputs["image"] = image_name
-        elif kind == "UpscaleModelLoader" and inputs["model_name"] not in model_names[kind, "model_name"]:
+        elif kind == "UpscaleModelLoader" and inputs["model_name"] not in upscale_files:
             inputs["model_name"] = mf.UPSCALE_STAGE          # e.g. RealESRGAN_x4plus: any spandrel model
         elif kind == "WanUpscalerLoader" and inputs["model_name"].startswith("built-in:") \
                 and not BUILTIN_UPSCALERS_PRESENT:
@@ -99,18 +99,13 @@ def expected_size(prompt: dict) -> tuple[int, int]:
     return WIDTH * factor, HEIGHT * factor
 
 
-def offered_files(comfy) -> dict:
-    info = comfy.object_info("UpscaleModelLoader")["input"]["required"]["model_name"]
-    return {("UpscaleModelLoader", "model_name"): info[1]["options"] if info[0] == "COMBO" else info[0]}
-
-
 @pytest.mark.parametrize("path", API_FILES, ids=workflow_name)
 def test_workflow_runs_to_a_video(comfy, start_image, path):
     prompt = json.loads(path.read_text(encoding="utf-8"))
     swapped = swap_native_text_encoder(prompt)
     if workflow_name(path) == "wan21_i2v_mixed":
         assert swapped, "the mixed workflow is expected to use ComfyUI's CLIPLoader + CLIPTextEncode"
-    patch_for_test(prompt, start_image, offered_files(comfy))
+    patch_for_test(prompt, start_image, {p.name for p in (comfy.models_dir / "upscale_models").iterdir()})
     if workflow_name(path) in TINY_ENCODER_WORKFLOWS:
         use_tiny_encoders(prompt)
     savers = [i for i, n in prompt.items() if n["class_type"] in ("SaveVideo", "SaveWEBM", "SaveAnimatedWEBP")]
