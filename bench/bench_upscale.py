@@ -5,7 +5,7 @@ A → B → enhancer), the shipped adversarial cascade, and for speed only one s
 architecture with random weights (ESRGAN RRDBNet, 23 blocks, 64 features: the ESRGAN /
 Real-ESRGAN x4plus generator).
 
-    .venv/bin/python bench/bench_upscale.py [--threads 2] [--reps 5] [--skip-video]
+    .venv/bin/python bench/bench_upscale.py [--threads 2] [--reps 5] [--sections photos,video,speed]
     python3 bench/bench_upscale.py --gpu   # on a CUDA machine: GPU timings of the cascade
 
 Photos: skimage astronaut, coffee, chelsea, rocket (+ opencv-doc baboon, fruits when
@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import interleaved, machine_line, set_threads  # noqa: E402
-from wan21_core.upscale import default_cascade  # noqa: E402
+from wan21_core.upscale import default_cascade, load_cascade  # noqa: E402
 from wan21_core.upscale.data import (bicubic_downsample, held_out_photos, mod_crop,  # noqa: E402
                                      read_clip, resize_uint8, to_uint8)
 from wan21_core.upscale.metrics import (flicker_index, psnr_y, reference_flows,  # noqa: E402
@@ -41,10 +41,11 @@ SPEED_INPUT = (240, 416)  # LR frame for the per-pixel speed (a 480×832 output 
 
 def _upscaler(cascade, scale: int):
     def run(lr: np.ndarray) -> np.ndarray:
-        frames = torch.from_numpy(np.ascontiguousarray(lr)).float().div(255)
-        frames = frames[None] if frames.ndim == 3 else frames
-        out = upscale_frames(frames, cascade, scale=scale, tile=512, overlap=32, batch=4)
-        return to_uint8(out.permute(0, 3, 1, 2)).squeeze(0)
+        frames = torch.from_numpy(lr.copy()).float().div(255)
+        out = upscale_frames(frames[None] if lr.ndim == 3 else frames, cascade, scale=scale,
+                             tile=512, overlap=32, batch=4)
+        out = to_uint8(out.permute(0, 3, 1, 2))
+        return out[0] if lr.ndim == 3 else out
     return run
 
 
@@ -163,13 +164,13 @@ def gpu_table(cascade) -> list[str]:
         cascade.to("cuda", dtype)
         x = torch.rand(4, 3, 480, 832, device="cuda", dtype=dtype)
         stage = cascade.stages[0].model
-        model_s = _cuda_time(lambda: stage(x)) / x[0, 0].numel()
+        model_s = _cuda_time(lambda: stage(x)) / (x.shape[0] * x[0, 0].numel())
         for storage in ("cpu", "cuda"):
             frames = torch.rand(4, 480, 832, 3, device=storage)
             for scale in (2, 4):
                 per_frame = _cuda_time(lambda: upscale_frames(frames, cascade, scale=scale)) / 4
                 lines.append(f"| ×{scale} | {str(dtype).split('.')[-1]} | {storage} memory | "
-                             f"{per_frame * 1e3:.1f} | {model_s * 4e6:.4f} |")
+                             f"{per_frame * 1e3:.1f} | {model_s * 1e6:.4f} |")
     return lines
 
 
@@ -188,23 +189,27 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--skip-video", action="store_true")
+    ap.add_argument("--sections", default="photos,video,speed",
+                    help="comma-separated subset of photos, video, speed")
     ap.add_argument("--gpu", action="store_true", help="GPU timings only")
     ap.add_argument("--cascade", default=None, help="PSNR cascade file (default: shipped)")
     args = ap.parse_args()
-    from wan21_core.upscale import load_cascade
-
     psnr = load_cascade(args.cascade) if args.cascade else default_cascade("psnr")
     if args.gpu:
         print("\n".join(gpu_table(psnr)))
         return
     set_threads(args.threads)
     cascades = {"PSNR": psnr, "adversarial": default_cascade("adversarial")}
-    sections = [photo_table(cascades, 2), photo_table(cascades, 4)]
-    if not args.skip_video:
-        sections.append(video_table(cascades))
-    sections.append(speed_table(psnr, args.reps))
-    print("\n\n".join("\n".join(s) for s in sections))
+    sections = args.sections.split(",")
+    tables = []
+    if "photos" in sections:
+        tables += [lambda: photo_table(cascades, 2), lambda: photo_table(cascades, 4)]
+    if "video" in sections:
+        tables.append(lambda: video_table(cascades))
+    if "speed" in sections:
+        tables.append(lambda: speed_table(psnr, args.reps))
+    for table in tables:
+        print("\n".join(table()) + "\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,7 @@ def upscale_frames(frames: torch.Tensor, cascade: Cascade, scale: int | None = N
     n, h, w, _ = frames.shape
     plan: Plan = cascade.plan(h, w, scale, target_height)
     device = torch.device(device) if device is not None else cascade.device
-    if device != cascade.device:
-        cascade.to(device)
+    cascade.to(device)  # every model where the tiles go (a no-op when already there)
     per_batch = sum(count_tiles(s.in_size, tile, overlap) for s in plan.runs)
     progress = _Progress(per_batch * -(-n // batch), callback)
     out = torch.empty(n, *plan.out_size, 3, dtype=torch.float32, device=frames.device)
