@@ -19,7 +19,8 @@ in it. A checkpoint's tensors define the config as follows (`DiTConfig` field <-
 | num_heads | not stored: dim / 128 (every released Wan2.1 DiT has head_dim 128) |
 | text_len, eps | not stored: 512 and 1e-6 |
 
-Inputs (all batch sizes must be 1 or the common batch B; size-1 batches broadcast):
+Inputs (moved to the model's device; every batch size must be 1 or the common batch B, and size-1
+batches broadcast):
 - x [B, 16, T, H, W]: the noisy latent (or the full in_dim channels with y=None). H and W even.
 - t [B] (or a scalar): timesteps in 0..1000, float or int. They are truncated to integers
   (towards zero, like the official int64 timesteps): t = 500.7 acts as 500.
@@ -30,13 +31,20 @@ Inputs (all batch sizes must be 1 or the common batch B; size-1 batches broadcas
 - y (i2v/flf2v): [B, 20, T, H, W] = 4 mask channels + 16 condition-latent channels, appended
   after x's channels.
 
-Precision: weights may be fp32, bf16 or fp16 (`cast_weights`). The residual stream, the time
-embedding and projection, the modulation, the norms, RoPE and the head run in fp32; the big linear
-layers and attention in `compute_dtype`. The output is always float32.
+Precision: weights may be fp32, bf16 or fp16 (`cast_weights`; `keeps_fp32` names what stays fp32).
+The residual stream, the time embedding and projection, the modulation, the norms, RoPE and the head
+run in fp32; the big linear layers and attention in `compute_dtype` (the block weights' dtype, or
+set it, e.g. to bf16 for fp8-stored weights). The output is always float32. Attention goes through
+`attention.attention` (on CPU in bf16 a blocked matmul kernel, elsewhere SDPA; see attention.py).
+Inference only: forward and prepare_context run without autograd.
 
-Batched CFG: pass x, t, y with batch 1 and a cache prepared from a batch of 2 text contexts
-(cond, uncond) with one image: the patch embedding, the first block's self-attention and the image
-keys and values are then computed once, and the result has batch 2.
+Sampling (see `prepare_context`): the cache holds the text/image embeddings and every block's
+cross-attention K/V, so a step costs only the video-token work. Per block it holds K and V of 512
+tokens per text context and n_img tokens per image (14B model, bf16, 2 texts + 1 image: ~1.1 GB
+over its 40 blocks). The RoPE table is cached per grid and device. For CFG, pass x, t, y with batch 1
+and a cache prepared from a batch of 2 text contexts (cond, uncond) with one image: the patch
+embedding, the first block's self-attention and the image K/V are computed once, and the output
+has batch 2 (cond first). Passing x with batch 2 works too, without that saving.
 """
 from __future__ import annotations
 
@@ -143,10 +151,11 @@ class WanModel(nn.Module):
         The text and image batches may differ when one of them is 1 (e.g. 2 texts for CFG, 1 image).
         """
         cd = self.compute_dtype
-        text = self.text_embedding(self._padded_context(context).to(cd))          # [Bc, 512, C]
+        device = self.patch_embedding.weight.device
+        text = self.text_embedding(self._padded_context(context).to(device, cd))  # [Bc, 512, C]
         image = None
         if self._checked_clip_fea(clip_fea) is not None:
-            image = self.img_emb(clip_fea, cd)                                      # [Bi, n_img, C]
+            image = self.img_emb(clip_fea.to(device), cd)                           # [Bi, n_img, C]
         blocks = [block.cross_attn.project_context(text, image) for block in self.blocks]
         return ContextCache(text, image, blocks, cd)
 
@@ -201,7 +210,7 @@ class WanModel(nn.Module):
         """Velocity [B, out_dim, T, H, W] float32 for the noisy latent x at timesteps t."""
         cd = self.compute_dtype
         cache = self._context_cache(context, clip_fea, cache, cd)
-        inputs = self._latent_input(x, y)
+        inputs = self._latent_input(x, y).to(self.patch_embedding.weight.device)
         t = self._timesteps(t, inputs.device)
         self._check_batches(x=x.shape[0], t=t.shape[0], y=None if y is None else y.shape[0],
                             context=cache.text_batch, clip_fea=cache.image_batch)

@@ -16,6 +16,11 @@ from torch import nn
 from .attention import attention
 from .rope import apply_rope
 
+FFN_CHUNK_TOKENS = {"cpu": 1024}       # tokens per FFN chunk by device type (cache-sized on CPU) ...
+FFN_CHUNK_TOKENS_DEFAULT = 16384       # ... elsewhere only to bound the [tokens, ffn_dim] activations
+_GELU_LINEAR = 2 * math.sqrt(2 / math.pi)   # 2·√(2/π): gelu_tanh(x) = x·σ(x·(_GELU_LINEAR + _GELU_CUBIC·x²))
+_GELU_CUBIC = _GELU_LINEAR * 0.044715
+
 
 def layer_norm(x: torch.Tensor, eps: float, norm: nn.LayerNorm | None = None) -> torch.Tensor:
     """LayerNorm of x in fp32; affine with `norm`'s parameters when given (they may be stored in any dtype)."""
@@ -36,10 +41,6 @@ def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, ep
     return torch.addcmul(shift, layer_norm(x, eps), 1 + scale)
 
 
-FFN_CHUNK_TOKENS = {"cpu": 1024}         # per device type; others use FFN_CHUNK_TOKENS_DEFAULT
-FFN_CHUNK_TOKENS_DEFAULT = 16384
-
-
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     """GELU with the tanh approximation (the DiT FFN's activation), in fp32, returned in x's dtype.
 
@@ -52,10 +53,6 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     xf = x.float()
     two_z = torch.mul(xf, xf).mul_(_GELU_CUBIC).add_(_GELU_LINEAR).mul_(xf)
     return two_z.sigmoid_().mul_(xf).to(x.dtype)
-
-
-_GELU_LINEAR = 2 * math.sqrt(2 / math.pi)
-_GELU_CUBIC = _GELU_LINEAR * 0.044715
 
 
 def head_major(x: torch.Tensor, dtype: torch.dtype, factor: torch.Tensor | None = None) -> torch.Tensor:
@@ -216,11 +213,11 @@ class WanBlock(nn.Module):
         """
         fc1, _, fc2 = self.ffn                                         # the middle one is GELU(tanh)
         chunk = FFN_CHUNK_TOKENS.get(x.device.type, FFN_CHUNK_TOKENS_DEFAULT)
-        if x.shape[0] < gate.shape[0]:
-            x = x.expand(gate.shape[0], -1, -1).clone()
-        for b in range(x.shape[0]):
-            m = b if gate.shape[0] > 1 else 0
-            for rows in x[b].tensor_split(-(-x.shape[1] // chunk)):   # views [n, C] of x
+        x = x.expand(max(x.shape[0], gate.shape[0]), -1, -1).contiguous()  # owned, full batch
+        # One modulation for the whole batch: chunk all B·L tokens; otherwise each sample's own.
+        groups = [(x.view(-1, x.shape[-1]), 0)] if gate.shape[0] == 1 else [(x[b], b) for b in range(x.shape[0])]
+        for tokens, m in groups:
+            for rows in tokens.tensor_split(-(-tokens.shape[0] // chunk)):   # views [n, C] of x
                 h = modulated_norm(rows, shift[m], scale[m], self.eps).to(cd)
                 rows.addcmul_(fc2(gelu_tanh(fc1(h))), gate[m])
         return x
