@@ -127,6 +127,14 @@ def release_memory() -> None:
 
 # ------------------------------------------------------------------------------------- progress
 
+def previews_enabled() -> bool:
+    """Whether ComfyUI shows sampler previews (off with its default `--preview-method none`)."""
+    if not IN_COMFY:
+        return False
+    from comfy.cli_args import LatentPreviewMethod, args
+    return args.preview_method != LatentPreviewMethod.NoPreviews
+
+
 def check_interrupt() -> None:
     """Raise ComfyUI's interrupt exception when the user pressed Cancel."""
     if IN_COMFY:

@@ -42,19 +42,29 @@ class WanDiTLoader(WanNode):
                 "Diffusion model file, e.g. wan2.1_i2v_480p_14B_fp16.safetensors (image-to-video needs an i2v "
                 "or flf2v model).")),
             "weight_dtype": (["default"] + list(DTYPES)[1:] + list(FP8), tooltip(
-                "Weight storage. default: as stored (fp8 files stay fp8 and are dequantised per layer); "
-                "fp8 halves memory at a small quality cost.", default="default")),
+                "Weight storage. default: as stored (fp8 files stay fp8 and are dequantised per layer; fp16 "
+                "becomes fp32 when computing on a CPU); fp8 halves memory at a small quality cost.",
+                default="default")),
             "device": _placement_input(),
         }}
 
     def execute(self, dit_name, weight_dtype, device):
         path = comfy.model_path("dit", dit_name)
         dtype = FP8.get(weight_dtype, DTYPES.get(weight_dtype))
-        if dtype is None:                      # keep fp8 files in fp8 (dequantised per layer)
-            dtype = inspect_checkpoint(path, "dit").fp8
+        if dtype is None:
+            dtype = _default_dit_dtype(inspect_checkpoint(path, "dit"), device)
         model = self._cache.get(path, (weight_dtype, device), lambda: load_dit(
             path, ModelHandle.load_device(device), dtype, require=("i2v", "flf2v")))
         return (ModelHandle(model, device, dit_name),)
+
+
+def _default_dit_dtype(info, placement: str) -> torch.dtype | None:
+    """fp8 files stay fp8 (dequantised per layer); fp16 weights computing on a CPU become fp32 (as in
+    ComfyUI: CPUs have no fast, accurate fp16 matmul); otherwise the stored dtype."""
+    if info.fp8 is not None:
+        return info.fp8
+    on_cpu = placement == "cpu" or comfy.torch_device().type == "cpu"
+    return torch.float32 if on_cpu and info.stored_dtype == torch.float16 else None
 
 
 class WanT5Loader(WanNode):

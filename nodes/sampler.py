@@ -70,16 +70,14 @@ class WanSampler(WanNode):
                              "but the latent is empty (all zeros)")
         batch = samples.shape[0]
         progress = comfy.Progress(steps * batch)
+        show_preview = comfy.previews_enabled()
         outputs = []
         with dit.use() as model:
             for b in range(batch):
                 init = normalize_latent(samples[b:b + 1]) if needs_input else None
                 x = sample(model, cond, options, init_latent=init, noise=noise[b:b + 1],
                            callback=lambda info: progress.update(b * info.total + info.step, batch * info.total,
-                                                                 _preview(info)))
+                                                                 preview_image(info.x0) if show_preview else None))
                 outputs.append(denormalize_latent(x).cpu())
         return ({**latent, "samples": torch.cat(outputs)},)
 
-
-def _preview(info):
-    return preview_image(info.x0) if comfy.IN_COMFY else None

@@ -59,8 +59,6 @@ def test_sampler_progress_previews_and_stage_events(preview_server, preview_imag
         assert data["seconds"] >= 0 and data["peak_ram_mb"] > 0
 
 
-@pytest.mark.xfail(strict=True, reason="pack bug: WanSampler sends a latent preview every step even when the "
-                                      "server runs with --preview-method none (KSampler sends none)")
 def test_no_sampler_previews_with_preview_method_none(comfy, start_image):
     g, nodes = tiny_pack_graph(start_image, steps=STEPS)
     _, entry, events = run_listening(comfy, g.prompt())
