@@ -123,7 +123,12 @@ class WanVAE(nn.Module):
                overlap: Optional[PixelSize] = None,
                callback: Optional[ProgressCallback] = None) -> torch.Tensor:
         """Video [B,3,F,H,W] in [-1,1] (F = 1+4k, H and W multiples of 8) → raw latent mu
-        [B,16,1+k,H/8,W/8]. `callback(done, total)` runs after every chunk of every tile."""
+        [B,16,1+k,H/8,W/8].
+
+        `tile`/`overlap`: pixel sizes (int or (height, width), multiples of 8) for spatial tiling;
+        `overlap` defaults to a quarter of the tile. `callback(done, total)` runs after every
+        chunk of every tile; an exception raised in it stops encoding and propagates.
+        """
         self._check_video(video)
         b, _, frames, height, width = video.shape
         s = self.spatial_stride
@@ -141,7 +146,11 @@ class WanVAE(nn.Module):
                overlap: Optional[PixelSize] = None,
                callback: Optional[ProgressCallback] = None) -> torch.Tensor:
         """Raw latent [B,16,T,h,w] → video [B,3,1+4(T-1),8h,8w] clamped to [-1,1].
-        `callback(done, total)` runs after every latent frame of every tile."""
+
+        `tile`/`overlap` as in `encode` (pixels of the decoded video). `callback(done, total)`
+        runs after every latent frame of every tile; an exception raised in it stops decoding
+        and propagates (the feature caches are released first).
+        """
         self._check_latent(z, "decode")
         b, _, latent_frames, height, width = z.shape
         s = self.spatial_stride
