@@ -18,6 +18,7 @@ from .rope import apply_rope
 
 FFN_CHUNK_TOKENS = {"cpu": 1024}       # tokens per FFN chunk by device type (cache-sized on CPU) ...
 FFN_CHUNK_TOKENS_DEFAULT = 16384       # ... elsewhere only to bound the [tokens, ffn_dim] activations
+GELU_BLOCK_ELEMENTS = 2**19                # fp32 scratch of the CPU GELU (2 MiB, cache-resident)
 _GELU_LINEAR = 2 * math.sqrt(2 / math.pi)   # 2·√(2/π): gelu_tanh(x) = x·σ(x·(_GELU_LINEAR + _GELU_CUBIC·x²))
 _GELU_CUBIC = _GELU_LINEAR * 0.044715
 
@@ -41,18 +42,21 @@ def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, ep
     return torch.addcmul(shift, layer_norm(x, eps), 1 + scale)
 
 
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """GELU with the tanh approximation (the DiT FFN's activation), in fp32, returned in x's dtype.
+def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """GELU with the tanh approximation (the DiT FFN's activation), in place on x [n, F]; returns x.
 
-    Uses the identity ½·(1 + tanh z) = σ(2z): gelu(x) = x·σ(2z), z = √(2/π)·(x + 0.044715·x³); the
-    same function as F.gelu(approximate="tanh") (fp32 difference ~1e-7), about 2× faster on CPU,
-    where torch's vectorised sigmoid is much cheaper than its tanh.
+    On CPU it uses the identity ½·(1 + tanh z) = σ(2z): gelu(x) = x·σ(2z), z = √(2/π)·(x + 0.044715·x³),
+    evaluated in fp32 over blocks of rows small enough to stay in cache (torch's vectorised sigmoid
+    is much cheaper than its tanh). Same function as F.gelu(approximate="tanh"): fp32 difference ~1e-7.
     """
     if x.device.type != "cpu":
-        return F.gelu(x, approximate="tanh")
-    xf = x.float()
-    two_z = torch.mul(xf, xf).mul_(_GELU_CUBIC).add_(_GELU_LINEAR).mul_(xf)
-    return two_z.sigmoid_().mul_(xf).to(x.dtype)
+        return torch.ops.aten.gelu_(x, approximate="tanh")
+    rows = max(1, GELU_BLOCK_ELEMENTS // x.shape[-1])
+    scratch = torch.empty(min(rows, x.shape[0]), x.shape[-1], dtype=torch.float32)
+    for part in x.split(rows):
+        two_z = scratch[:part.shape[0]].copy_(part).square_().mul_(_GELU_CUBIC).add_(_GELU_LINEAR).mul_(part)
+        part.copy_(two_z.sigmoid_().mul_(part))
+    return x
 
 
 def head_major(x: torch.Tensor, dtype: torch.dtype, factor: torch.Tensor | None = None) -> torch.Tensor:
@@ -219,7 +223,7 @@ class WanBlock(nn.Module):
         for tokens, m in groups:
             for rows in tokens.tensor_split(-(-tokens.shape[0] // chunk)):   # views [n, C] of x
                 h = modulated_norm(rows, shift[m], scale[m], self.eps).to(cd)
-                rows.addcmul_(fc2(gelu_tanh(fc1(h))), gate[m])
+                rows.addcmul_(fc2(gelu_tanh_(fc1(h))), gate[m])
         return x
 
 
