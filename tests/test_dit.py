@@ -158,6 +158,22 @@ def test_list_context_is_zero_padded_like_a_tensor(models, inputs):
     assert rel_l2(as_list, model(inputs["x"], inputs["t"], padded)) <= 1e-6
 
 
+@pytest.mark.parametrize("backend", ["sdpa", "blocked"])
+def test_collapsed_text_padding_is_exact(models, inputs, monkeypatch, backend):
+    """The cache keeps one of the identical zero-padding keys with logit bias log(count)."""
+    model, x, t = models["t2v"], inputs["x"], inputs["t"]
+    contexts = [inputs["context"][0], torch.zeros(0, 4096)]          # 40 real tokens; an empty prompt
+    set_attention_backend(backend)
+    try:
+        collapsed = model(x, t, contexts)
+        assert model.prepare_context(contexts).blocks[0].k_text.shape[1] == TEXT_TOKENS + 1
+        monkeypatch.setattr(dit_blocks, "collapse_padding", lambda k, v, lengths: (k, v, None))
+        all_rows = model(x, t, contexts)
+    finally:
+        set_attention_backend("auto")
+    assert rel_l2(collapsed, all_rows) <= 1e-6
+
+
 def test_timesteps_are_truncated_to_integers(models, inputs):
     model, kw = models["i2v"], model_kwargs("i2v", inputs)
     args = (inputs["x"],)

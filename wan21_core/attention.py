@@ -61,21 +61,27 @@ def _broadcast_batch(q, k, v):
     return tuple(t.expand(batch, *t.shape[1:]) for t in (q, k, v))
 
 
-def _sdpa(q, k, v):
+def _sdpa(q, k, v, key_bias=None):
     q, k, v = _broadcast_batch(q, k, v)
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+    mask = None if key_bias is None else key_bias[:, None, None, :].to(q.dtype)   # [B, 1, 1, Lk]
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
     return out.transpose(1, 2)
 
 
-def _blocked(q, k, v):
-    """Blocked attention with batched matmuls on q, k, v [B, L, N, d]."""
+def _blocked(q, k, v, key_bias=None):
+    """Blocked attention with batched matmuls on q, k, v [B, L, N, d]; trailing -inf-bias keys are skipped."""
     heads, head_dim = q.shape[2:]
-    if k.shape[0] == v.shape[0] == 1 < q.shape[0]:   # shared keys: fold the query batch into the rows
-        return _blocked(q.reshape(1, -1, heads, head_dim), k, v).view(q.shape)
+    shared = (k, v) if key_bias is None else (k, v, key_bias)
+    if all(t.shape[0] == 1 for t in shared) and q.shape[0] > 1:  # shared keys: fold the query batch into rows
+        return _blocked(q.reshape(1, -1, heads, head_dim), k, v, key_bias).view(q.shape)
     batch = max(q.shape[0], k.shape[0], v.shape[0])
     out = torch.empty(batch, q.shape[1], heads, head_dim, dtype=q.dtype, device=q.device)  # [B, Lq, N, d]
     for b in range(batch):
         qb, kb, vb = (t[b if t.shape[0] > 1 else 0] for t in (q, k, v))
+        bias = None if key_bias is None else key_bias[b if key_bias.shape[0] > 1 else 0]
+        if bias is not None:
+            used = int(torch.isfinite(bias).nonzero().max()) + 1                # keys up to the last finite bias
+            kb, vb, bias = kb[:used], vb[:used], bias[:used]
         qh = qb.transpose(0, 1).contiguous()                                    # [N, Lq, d]
         kh = _centred_scaled_keys(kb)                                           # [N, Lk, d]
         vh = vb.transpose(0, 1).contiguous()                                    # [N, Lk, d]
@@ -84,6 +90,8 @@ def _blocked(q, k, v):
             hs = slice(h0, h0 + head_block)
             for r0 in range(0, qh.shape[1], rows):
                 scores = torch.bmm(qh[hs, r0:r0 + rows], kh[hs].transpose(1, 2))  # [n, r, Lk]
+                if bias is not None:
+                    scores.add_(bias)
                 out[b, r0:r0 + rows, hs] = torch.bmm(torch.softmax(scores, dim=-1), vh[hs]).transpose(0, 1)
     return out
 
@@ -130,9 +138,16 @@ def _auto_backend(q: torch.Tensor) -> str:
     return "blocked" if q.device.type == "cpu" and q.dtype == torch.bfloat16 else "sdpa"
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str | None = None) -> torch.Tensor:
-    """Softmax attention of q [B, Lq, N, d] over k, v [B, Lk, N, d]; returns [B, Lq, N, d] in q's dtype."""
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str | None = None,
+              key_bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax attention of q [B, Lq, N, d] over k, v [B, Lk, N, d]; returns [B, Lq, N, d] in q's dtype.
+
+    key_bias [B, Lk] (fp32, optional) is added to every query's scaled logit of each key; -inf removes
+    a key. flash_attn and sageattention take no bias, so calls with one go through SDPA.
+    """
     name = _default_backend if backend is None else _check_backend(backend)
     if name == "auto":
         name = _auto_backend(q)
-    return _KERNELS[name](q, k, v)
+    if key_bias is None:
+        return _KERNELS[name](q, k, v)
+    return (_blocked if name == "blocked" else _sdpa)(q, k, v, key_bias)

@@ -152,11 +152,13 @@ class WanModel(nn.Module):
         """
         cd = self.compute_dtype
         device = self.patch_embedding.weight.device
-        text = self.text_embedding(self._padded_context(context).to(device, cd))  # [Bc, 512, C]
+        padded = self._padded_context(context).to(device, cd)                    # [Bc, 512, text_dim]
+        text = self.text_embedding(padded)                                        # [Bc, 512, C]
         image = None
         if self._checked_clip_fea(clip_fea) is not None:
             image = self.img_emb(clip_fea.to(device), cd)                           # [Bi, n_img, C]
-        blocks = [block.cross_attn.project_context(text, image) for block in self.blocks]
+        lengths = [int(row.nonzero().max()) + 1 if row.any() else 0 for row in padded.ne(0).any(dim=-1)]
+        blocks = [block.cross_attn.project_context(text, image, lengths) for block in self.blocks]
         return ContextCache(text, image, blocks, cd)
 
     def _padded_context(self, context) -> torch.Tensor:

@@ -108,14 +108,35 @@ class RMSNorm(nn.Module):
 class CrossKV:
     """Cross-attention keys and values of one block, [B, L_ctx, heads, head_dim] in the compute dtype.
 
-    Text tensors cover the 512 padded text tokens; image tensors (i2v/flf2v) the 257 or 514 image
-    tokens. A batch of 1 broadcasts over the hidden states' batch.
+    Text: the 512 padded text tokens, where the zero-padding rows (identical keys and values) are
+    collapsed to one whose logit gets + log(count), `text_bias` [B, L] (None when nothing was padded);
+    the same attention, for the price of the real tokens. Image (i2v/flf2v): 257 or 514 tokens.
+    A batch of 1 broadcasts over the hidden states' batch.
     """
 
     k_text: torch.Tensor
     v_text: torch.Tensor
+    text_bias: torch.Tensor | None = None
     k_image: torch.Tensor | None = None
     v_image: torch.Tensor | None = None
+
+
+def collapse_padding(k: torch.Tensor, v: torch.Tensor, lengths: list[int]):
+    """Text K/V [B, L, N, d] whose rows from lengths[i] on come from zero padding -> the real rows plus
+    one padding row with logit bias log(#padding rows); rows beyond get bias -inf (for a common length).
+
+    Returns (k, v, bias [B, L'] fp32), or the inputs and None when no sample has padding.
+    """
+    total = k.shape[1]
+    if min(lengths) >= total:
+        return k, v, None
+    keys = max(n + (n < total) for n in lengths)
+    bias = torch.full((k.shape[0], keys), -math.inf, device=k.device)
+    for i, n in enumerate(lengths):
+        bias[i, :n] = 0.0
+        if n < total:
+            bias[i, n] = math.log(total - n)          # row n stands for all total - n identical rows
+    return k[:, :keys].contiguous(), v[:, :keys].contiguous(), bias
 
 
 class SelfAttention(nn.Module):
@@ -160,11 +181,12 @@ class CrossAttention(nn.Module):
             self.v_img = nn.Linear(dim, dim)
             self.norm_k_img = RMSNorm(dim, eps)
 
-    def project_context(self, text: torch.Tensor, image: torch.Tensor | None) -> CrossKV:
-        """Keys and values of the text [B, 512, C] and image [B, n_img, C] embeddings (compute dtype)."""
+    def project_context(self, text: torch.Tensor, image: torch.Tensor | None, text_lengths: list[int]) -> CrossKV:
+        """Keys and values of the text [B, 512, C] (real rows text_lengths[i], then zero padding) and
+        image [B, n_img, C] embeddings, in the compute dtype."""
         heads = (self.num_heads, -1)
-        kv = CrossKV(self.norm_k(self.k(text)).to(text.dtype).unflatten(-1, heads),
-                     self.v(text).unflatten(-1, heads))
+        k = self.norm_k(self.k(text)).to(text.dtype).unflatten(-1, heads)
+        kv = CrossKV(*collapse_padding(k, self.v(text).unflatten(-1, heads), text_lengths))
         if image is not None:
             kv.k_image = self.norm_k_img(self.k_img(image)).to(image.dtype).unflatten(-1, heads)
             kv.v_image = self.v_img(image).unflatten(-1, heads)
@@ -175,7 +197,7 @@ class CrossAttention(nn.Module):
         y = self.q(x)                                                  # [B, L, C]
         heads = self.norm_q.weighted(y).unflatten(-1, (self.num_heads, -1))
         q = head_major(heads, x.dtype, self.norm_q.factor(y)[..., None])  # [B, L, N, d]
-        out = attention(q, kv.k_text, kv.v_text)
+        out = attention(q, kv.k_text, kv.v_text, key_bias=kv.text_bias)
         if kv.k_image is not None:
             out = out + attention(q, kv.k_image, kv.v_image)
         return self.o(out.flatten(2))
