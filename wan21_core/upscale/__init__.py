@@ -9,6 +9,8 @@ Typical use::
 from .cascade import Cascade, Plan, default_cascade, load_cascade, save_cascade
 from .network import CompactConfig, CompactSR
 from .stages import Stage, UpscaleModelError, load_stage, save_stage
+from .upscaler import upscale_frames
 
 __all__ = ["Cascade", "CompactConfig", "CompactSR", "Plan", "Stage", "UpscaleModelError",
-           "default_cascade", "load_cascade", "load_stage", "save_cascade", "save_stage"]
+           "default_cascade", "load_cascade", "load_stage", "save_cascade", "save_stage",
+           "upscale_frames"]

@@ -220,7 +220,7 @@ def load_cascade(path: str | os.PathLike) -> Cascade:
 
 
 def default_cascade(variant: str = "psnr") -> Cascade:
-    """The shipped cascade: ``"psnr"`` (default, highest fidelity) or ``"adversarial"`` (sharper)."""
+    """The shipped cascade: ``"psnr"`` (default, highest fidelity) or ``"adversarial"``."""
     if variant not in VARIANTS:
         raise ValueError(f"default_cascade: variant must be one of {sorted(VARIANTS)}, "
                          f"found {variant!r}")

@@ -71,7 +71,8 @@ def mate_photos(directory: str = MATE_DIR) -> list[tuple[str, np.ndarray]]:
     return photos
 
 
-def opencv_photos(names: tuple[str, ...], directory: str = OPENCV_DIR) -> list[tuple[str, np.ndarray]]:
+def opencv_photos(names: tuple[str, ...],
+                  directory: str = OPENCV_DIR) -> list[tuple[str, np.ndarray]]:
     """Named opencv-doc sample photos that exist in ``directory`` (missing ones are skipped)."""
     found = [(f"opencv/{n}", _read_named(directory, n)) for n in names]
     return [(n, im) for n, im in found if im is not None]

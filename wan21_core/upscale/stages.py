@@ -150,7 +150,7 @@ def stage_from_state_dict(state: dict[str, torch.Tensor], name: str,
 
 
 def load_stage(path: str | os.PathLike) -> Stage:
-    """One single-image SR model file (Compact, ESRGAN, SwinIR, SPAN, ... anything spandrel loads)."""
+    """One single-image SR model file: Compact, or anything spandrel loads (ESRGAN, SPAN, ...)."""
     name = os.path.splitext(os.path.basename(os.fspath(path)))[0]
     return stage_from_state_dict(read_state_dict(path), name)
 

@@ -79,6 +79,11 @@ def run_tiled(stage: Stage, image: torch.Tensor, tile: int, overlap: int,
     b, c, h, w = image.shape
     s = stage.scale
     dtype = stage.parameter.dtype
+    if h <= tile and w <= tile:  # one tile: nothing to blend
+        result = stage.run(image.to(device=device, dtype=dtype))
+        if on_tile is not None:
+            on_tile()
+        return result.to(device=image.device, dtype=torch.float32)
     out = torch.zeros(b, c, h * s, w * s, dtype=torch.float32, device=image.device)
     weight_sum = torch.zeros(1, 1, h * s, w * s, dtype=torch.float32, device=image.device)
     th, tw = min(tile, h), min(tile, w)

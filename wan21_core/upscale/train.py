@@ -135,7 +135,7 @@ def bicubic_scores(photos: list[tuple[str, np.ndarray]], scale: int) -> dict:
 
 
 class Logger:
-    """Appends JSON records to the log file and echoes a short line."""
+    """Appends JSON records (with the elapsed time) to the log file and prints them."""
 
     def __init__(self, path: str):
         self.path = path
@@ -280,7 +280,7 @@ def _load_init(nets: dict[str, nn.Module], path: str) -> None:
 
 
 def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
-    """Run the phases, write ``upscale_cascade_{psnr,adversarial}.safetensors``; return a summary."""
+    """Run the phases, write ``upscale_cascade_{psnr,adversarial}.safetensors``, sum up."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     log = Logger(cfg.log_path)
