@@ -101,7 +101,7 @@ def mod_crop(image: np.ndarray, multiple: int) -> np.ndarray:
 def resize_uint8(image: np.ndarray, size_hw: tuple[int, int],
                  method: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
     """PIL resize of an ``[H, W, 3]`` uint8 image (antialiased when shrinking)."""
-    return np.asarray(Image.fromarray(image).resize((size_hw[1], size_hw[0]), method))
+    return np.array(Image.fromarray(image).resize((size_hw[1], size_hw[0]), method))
 
 
 def bicubic_downsample(hr: np.ndarray, scale: int) -> np.ndarray:
