@@ -23,6 +23,10 @@ _EXPORTS = {
     "sample": "sampler",
     "make_schedule": "sigmas",
     "make_solver": "solvers",
+    "Cascade": "upscale",
+    "load_cascade": "upscale",
+    "default_cascade": "upscale",
+    "upscale_frames": "upscale",
 }
 
 __all__ = sorted(_EXPORTS)
