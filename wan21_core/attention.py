@@ -69,47 +69,55 @@ def _sdpa(q, k, v, key_bias=None):
 
 
 def _blocked(q, k, v, key_bias=None):
-    """Blocked attention with batched matmuls on q, k, v [B, L, N, d]; trailing -inf-bias keys are skipped."""
-    heads, head_dim = q.shape[2:]
-    shared = (k, v) if key_bias is None else (k, v, key_bias)
-    if all(t.shape[0] == 1 for t in shared) and q.shape[0] > 1:  # shared keys: fold the query batch into rows
-        return _blocked(q.reshape(1, -1, heads, head_dim), k, v, key_bias).view(q.shape)
-    batch = max(q.shape[0], k.shape[0], v.shape[0])
-    out = torch.empty(batch, q.shape[1], heads, head_dim, dtype=q.dtype, device=q.device)  # [B, Lq, N, d]
-    for b in range(batch):
-        qb, kb, vb = (t[b if t.shape[0] > 1 else 0] for t in (q, k, v))
-        bias = None if key_bias is None else key_bias[b if key_bias.shape[0] > 1 else 0]
-        if bias is not None:
-            used = int(torch.isfinite(bias).nonzero().max()) + 1                # keys up to the last finite bias
-            kb, vb, bias = kb[:used], vb[:used], bias[:used]
-        qh = qb.transpose(0, 1).contiguous()                                    # [N, Lq, d]
-        kh = _centred_scaled_keys(kb)                                           # [N, Lk, d]
-        vh = vb.transpose(0, 1).contiguous()                                    # [N, Lk, d]
-        rows, head_block = _block_shape(*qh.shape[:2], kh.shape[1], q.element_size())
-        for h0 in range(0, heads, head_block):
-            hs = slice(h0, h0 + head_block)
-            for r0 in range(0, qh.shape[1], rows):
-                scores = torch.bmm(qh[hs, r0:r0 + rows], kh[hs].transpose(1, 2))  # [n, r, Lk]
-                if bias is not None:
-                    scores.add_(bias)
-                out[b, r0:r0 + rows, hs] = torch.bmm(torch.softmax(scores, dim=-1), vh[hs]).transpose(0, 1)
-    return out
+    """Blocked attention with batched matmuls on q, k, v [B, L, N, d]; the result is head-major in memory."""
+    q, k, v = _broadcast_batch(q, k, v)
+    batch, q_len, heads, head_dim = q.shape
+    out = torch.empty(batch, heads, q_len, head_dim, dtype=q.dtype, device=q.device)  # [B, N, Lq, d]
+    if key_bias is None or key_bias.shape[0] == 1:
+        _blocked_into(out, q, k, v, None if key_bias is None else key_bias[0])
+    else:                                                    # a key set of its own per sample
+        for b in range(batch):
+            _blocked_into(out[b:b + 1], q[b:b + 1], k[b:b + 1], v[b:b + 1], key_bias[b])
+    return out.transpose(1, 2)
+
+
+def _blocked_into(out, q, k, v, bias):
+    """out [B, N, Lq, d] = attention of q [B, Lq, N, d] over k, v [B, Lk, N, d] (+ bias [Lk] on the logits)."""
+    batch, q_len, heads, head_dim = q.shape
+    if bias is not None:                                     # skip the trailing keys of bias -inf
+        used = int(torch.isfinite(bias).nonzero().max()) + 1
+        k, v, bias = k[:, :used], v[:, :used], bias[:used]
+    groups = batch * heads
+    qh = q.transpose(1, 2).reshape(groups, q_len, head_dim)          # free when q is head-major
+    kh = _centred_scaled_keys(k)                                     # [B·N, Lk, d]
+    vh = v.transpose(1, 2).reshape(groups, -1, head_dim)             # [B·N, Lk, d]
+    oh = out.view(groups, q_len, head_dim)
+    rows, group_block = _block_shape(groups, q_len, kh.shape[1], q.element_size())
+    for g0 in range(0, groups, group_block):
+        gs = slice(g0, g0 + group_block)
+        for r0 in range(0, q_len, rows):
+            rs = slice(r0, r0 + rows)
+            scores = torch.bmm(qh[gs, rs], kh[gs].transpose(1, 2))          # [g, r, Lk]
+            if bias is not None:
+                scores.add_(bias)
+            torch.bmm(torch.softmax(scores, dim=-1), vh[gs], out=oh[gs, rs])
 
 
 def _centred_scaled_keys(k: torch.Tensor) -> torch.Tensor:
-    """(k − mean over the sequence) / sqrt(d) for k [Lk, N, d], rounded once, laid out [N, Lk, d]."""
-    scale = k.shape[-1] ** -0.5
-    mean = k.mean(dim=0, dtype=torch.float32)                                   # [N, d]
-    out = torch.empty(k.shape[1], k.shape[0], k.shape[2], dtype=k.dtype, device=k.device)
-    torch.add(mean.mul_(-scale), k, alpha=scale, out=out.transpose(0, 1))
-    return out
+    """(k − mean over the sequence) / sqrt(d) for k [B, Lk, N, d], rounded once, as [B·N, Lk, d]."""
+    batch, k_len, heads, head_dim = k.shape
+    scale = head_dim ** -0.5
+    mean = k.mean(dim=1, keepdim=True, dtype=torch.float32)                  # [B, 1, N, d]
+    out = torch.empty(batch, heads, k_len, head_dim, dtype=k.dtype, device=k.device)
+    torch.add(mean.mul_(-scale), k, alpha=scale, out=out.transpose(1, 2))
+    return out.view(batch * heads, k_len, head_dim)
 
 
-def _block_shape(heads: int, q_len: int, k_len: int, itemsize: int) -> tuple[int, int]:
-    """(query rows, heads) per block so that the scores take about SCORE_BLOCK_BYTES."""
+def _block_shape(groups: int, q_len: int, k_len: int, itemsize: int) -> tuple[int, int]:
+    """(query rows, batch·head groups) per block so that the scores take about SCORE_BLOCK_BYTES."""
     per_row = k_len * itemsize
-    rows = min(q_len, max(MIN_BLOCK_ROWS, SCORE_BLOCK_BYTES // (heads * per_row)))
-    return rows, max(1, min(heads, SCORE_BLOCK_BYTES // (rows * per_row)))
+    rows = min(q_len, max(MIN_BLOCK_ROWS, SCORE_BLOCK_BYTES // (groups * per_row)))
+    return rows, max(1, min(groups, SCORE_BLOCK_BYTES // (rows * per_row)))
 
 
 def _half_precision_call(fn, q, k, v):
