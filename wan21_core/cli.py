@@ -145,6 +145,8 @@ class _progress:
             self.bar = tqdm(total=info.total, initial=info.step, desc="sampling", unit="step", file=sys.stdout)
         else:
             self.bar.update(info.step - self.bar.n)
+        if info.step == info.total:
+            self.bar.close()
 
     def __exit__(self, *exc):
         if self.bar is not None:
