@@ -20,7 +20,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from _common import current_rss_mb, interleaved, machine_line, peak_rss_mb, set_threads  # noqa: E402
+from _common import current_rss_mb, interleaved, machine_line, set_threads  # noqa: E402
 from wan21_core.configs import VAEConfig  # noqa: E402
 from wan21_core.vae import WanVAE  # noqa: E402
 
@@ -80,6 +80,13 @@ def timing_rows(args) -> list[str]:
                 rows.append(f"| {op} | {name} | {t.median:.2f} | {min(t.seconds):.2f} | {max(t.seconds):.2f} "
                             f"| {t.n_quiet}/{len(t.seconds)} | {ratio:.2f} | {agreement:.1e} |")
     return rows
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image (VmHWM). Unlike getrusage's ru_maxrss, it is not inherited
+    from a parent across fork + exec, so a child started by a big parent measures only itself."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def memory_child(args) -> None:
