@@ -33,7 +33,14 @@ def _busy_jiffies() -> tuple[int, int]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MiB)."""
+    """Peak resident set size of this process so far (MiB), from VmHWM.
+
+    Not `ru_maxrss`: a child process inherits that from a large parent across fork and exec.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
