@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import interleaved, machine_line, matmul_rate, peak_rss_mb, set_threads  # noqa: E402
+from bench._common import interleaved, machine_line, peak_rss_mb, set_threads  # noqa: E402
 from bench.bench_dit import (DTYPES, IMAGE_TOKENS, LATENT, MEDIUM, TEXT_TOKENS, build_diffusers,  # noqa: E402
-                             build_ours, context_flops, make_inputs, random_official_state, rel_l2,
-                             step_flops)
+                             best_matmul_rate, build_ours, context_flops, make_inputs, random_official_state,
+                             rel_l2, step_flops)
 
 GUIDE = 5.0
 
@@ -78,7 +78,7 @@ def main() -> None:
                 continue
             out_ours = step_ours()
             times = interleaved({"diffusers": step_peer, "ours": step_ours}, reps=args.reps, warmup=1)
-            rate = matmul_rate(dtype)
+            rate = best_matmul_rate(dtype)
             floor, floor_two = flops / rate, flops_two_forwards / rate
             t_peer, t_ours = times["diffusers"].median, times["ours"].median
             print(f"| {name} | {t_peer:.3f} | {t_ours:.3f} | **{t_ours / t_peer:.3f}** | {floor:.3f} | "

@@ -97,7 +97,8 @@ def test_state_dict_has_exactly_the_official_keys(models):
         "cross_attn.norm_k_img.weight")}
     top = {"patch_embedding.weight", "patch_embedding.bias", "time_projection.1.weight", "time_projection.1.bias",
            "head.modulation", "head.head.weight", "head.head.bias",
-           *(f"{m}.{i}.{wb}" for m in ("text_embedding", "time_embedding") for i in (0, 2) for wb in ("weight", "bias")),
+           *(f"{m}.{i}.{wb}" for m in ("text_embedding", "time_embedding") for i in (0, 2)
+             for wb in ("weight", "bias")),
            *(f"img_emb.proj.{i}.{wb}" for i in (0, 1, 3, 4) for wb in ("weight", "bias"))}
     assert {k for k in keys if not k.startswith("blocks.1.")} == block | top
     assert len(keys) == len(top) + LAYERS * len(block)
@@ -218,7 +219,8 @@ def test_bf16_stays_within_the_peers_bf16_gap(models, inputs):
 
 BAD_INPUTS = [
     # (model type, overrides of the i2v/t2v call, error fragment)
-    ("i2v", {"x": torch.zeros(1, 17, 3, 6, 10)}, r"x/y channels: the model takes 36 input channels in total, found x 17"),
+    ("i2v", {"x": torch.zeros(1, 17, 3, 6, 10)},
+     r"x/y channels: the model takes 36 input channels in total, found x 17"),
     ("i2v", {"y": None}, r"y: the model is i2v and needs y"),
     ("i2v", {"clip_fea": None}, r"clip_fea: the model is i2v and needs image features"),
     ("i2v", {"clip_fea": torch.zeros(1, 100, 1280)}, r"clip_fea: expected \[B, 257, 1280\], found \(1, 100, 1280\)"),

@@ -11,8 +11,8 @@ Backends:
 - "flash_attn": flash_attn.flash_attn_func (CUDA, fp16/bf16; fp32 inputs run in bf16 like the official code).
 - "sageattention": sageattention.sageattn (CUDA, INT8 QK; fp32 inputs run in bf16).
 The optional packages are imported only when their backend is chosen. Attention is always global,
-unmasked, non-causal, with the scale 1/sqrt(head_dim). The batch dimension of any of q, k, v may be 1
-and broadcasts to the others.
+non-causal, with the scale 1/sqrt(head_dim); an optional per-key logit bias (`key_bias`) is the only
+mask. The batch dimension of any of q, k, v may be 1 and broadcasts to the others.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def _package_importable(package: str) -> bool:
 
 def available_backends() -> list[str]:
     """Backends usable in this environment ("sdpa" always; the others when their package imports)."""
-    return ["auto", "sdpa", "blocked"] + [name for name, pkg in _OPTIONAL_PACKAGES.items() if _package_importable(pkg)]
+    optional = [name for name, package in _OPTIONAL_PACKAGES.items() if _package_importable(package)]
+    return ["auto", "sdpa", "blocked", *optional]
 
 
 def _check_backend(name: str) -> str:
@@ -86,7 +87,8 @@ def _blocked_into(out, q, k, v, bias):
     batch, q_len, heads, head_dim = q.shape
     if bias is not None:                                     # skip the trailing keys of bias -inf
         used = int(torch.isfinite(bias).nonzero().max()) + 1
-        k, v, bias = k[:, :used], v[:, :used], bias[:used]
+        k, v = k[:, :used], v[:, :used]
+        bias = bias[:used].to(q.dtype) if bias[:used].any() else None   # in the scores' dtype: no upcast
     groups = batch * heads
     qh = q.transpose(1, 2).reshape(groups, q_len, head_dim)          # free when q is head-major
     kh = _centred_scaled_keys(k)                                     # [B·N, Lk, d]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import attention
-from .rope import apply_rope
+from .rope import apply_rope_
 
 FFN_CHUNK_TOKENS = {"cpu": 1024}       # tokens per FFN chunk by device type (cache-sized on CPU) ...
 FFN_CHUNK_TOKENS_DEFAULT = 16384       # ... elsewhere only to bound the [tokens, ffn_dim] activations
@@ -73,18 +73,18 @@ def head_major(x: torch.Tensor, dtype: torch.dtype, factor: torch.Tensor | None 
 
 
 def residual_add(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-    """x + y · gate (or x + y) in fp32, in place on x when the result keeps x's shape."""
+    """x + y · gate (or x + y) in x's dtype, in place on x when the result keeps x's shape."""
     shapes = (x.shape, y.shape) if gate is None else (x.shape, y.shape, gate.shape)
     if torch.broadcast_shapes(*shapes) == x.shape:
         return x.add_(y) if gate is None else x.addcmul_(y, gate)
-    return x + y.float() if gate is None else torch.addcmul(x, y.float(), gate)
+    return x + y.to(x.dtype) if gate is None else torch.addcmul(x, y.to(x.dtype), gate)
 
 
 class RMSNorm(nn.Module):
     """WanRMSNorm over the full projection width (across heads), learned weight, computed in fp32.
 
     x · rsqrt(mean(x²) + eps) · weight, split in two so that the per-token factor can ride along
-    with RoPE: `weighted(x)` = x · weight (fp32) and `factor(x)` = rsqrt(mean(x²) + eps) [..., 1].
+    with RoPE: `factor(x)` = rsqrt(mean(x²) + eps) [..., 1] and `weighted_(x)` = x · weight (fp32).
     """
 
     def __init__(self, dim: int, eps: float):
@@ -96,12 +96,14 @@ class RMSNorm(nn.Module):
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True, dtype=torch.float32)
         return torch.rsqrt(norm.square_().div_(x.shape[-1]).add_(self.eps))
 
-    def weighted(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float().mul(self.weight.float())          # (a mixed-dtype mul is slower on CPU)
+    def weighted_(self, x: torch.Tensor) -> torch.Tensor:
+        """x · weight in fp32; overwrites x when x is already fp32 (take `factor` first)."""
+        return x.float().mul_(self.weight.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., C] -> [..., C] fp32."""
-        return self.weighted(x).mul_(self.factor(x))
+        """[..., C] -> [..., C] fp32; overwrites x when x is fp32."""
+        factor = self.factor(x)
+        return self.weighted_(x).mul_(factor)
 
 
 @dataclass
@@ -152,8 +154,9 @@ class SelfAttention(nn.Module):
     def _rotated(self, proj: nn.Linear, norm: RMSNorm, x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         """RoPE(RMSNorm(proj(x))) as [B, L, N, d] in x's dtype; the RMS factor rides in the rotation."""
         y = proj(x)                                                    # [B, L, C]
-        heads = norm.weighted(y).unflatten(-1, (self.num_heads, -1))   # [B, L, N, d] fp32
-        return head_major(apply_rope(heads, rotations, norm.factor(y)[..., None]), x.dtype)
+        factor = norm.factor(y)[..., None]                             # [B, L, 1, 1]
+        heads = norm.weighted_(y).unflatten(-1, (self.num_heads, -1))  # [B, L, N, d] fp32, in place from here
+        return head_major(apply_rope_(heads, rotations, factor), x.dtype)
 
     def forward(self, x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         """x [B, L, C] in the compute dtype -> [B, L, C] in the compute dtype."""
@@ -195,11 +198,12 @@ class CrossAttention(nn.Module):
     def forward(self, x: torch.Tensor, kv: CrossKV) -> torch.Tensor:
         """x [B, L, C] in the compute dtype -> [B, L, C] in the compute dtype."""
         y = self.q(x)                                                  # [B, L, C]
-        heads = self.norm_q.weighted(y).unflatten(-1, (self.num_heads, -1))
-        q = head_major(heads, x.dtype, self.norm_q.factor(y)[..., None])  # [B, L, N, d]
+        factor = self.norm_q.factor(y)[..., None]                      # [B, L, 1, 1]
+        heads = self.norm_q.weighted_(y).unflatten(-1, (self.num_heads, -1))
+        q = head_major(heads, x.dtype, factor)                         # [B, L, N, d]
         out = attention(q, kv.k_text, kv.v_text, key_bias=kv.text_bias)
         if kv.k_image is not None:
-            out = out + attention(q, kv.k_image, kv.v_image)
+            out = residual_add(out, attention(q, kv.k_image, kv.v_image))
         return self.o(out.flatten(2))
 
 

@@ -6,8 +6,8 @@ position in the patch grid. Every axis has its own frequency set, θ_j = 10000^(
 D_axis = 44, 42, 42. Positions are patch-grid units; at most 1024 per axis, like the official table.
 
 The angles are computed once per grid in float64 (as the official code does) and kept as a complex64
-table of unit rotations, cached per (grid, head_dim, device). Applying it is one complex multiply in
-fp32 per call; the official float64 path differs from it by about 1e-7 relative.
+table of unit rotations, cached per (grid, head_dim, device). Applying it is one in-place complex
+multiply in fp32; the official float64 path differs from it by about 1e-7 relative.
 """
 from __future__ import annotations
 
@@ -50,13 +50,14 @@ def rope_table(grid: tuple[int, int, int], head_dim: int, device: torch.device) 
     return rotations.to(device=device, dtype=torch.complex64)
 
 
-def apply_rope(x: torch.Tensor, rotations: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """Rotate interleaved channel pairs of x [B, L, heads, head_dim] by rotations [L, 1, head_dim/2].
+def apply_rope_(x: torch.Tensor, rotations: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Rotate interleaved channel pairs of x [B, L, heads, head_dim] (fp32, contiguous) in place.
 
-    Pair (2j, 2j+1) is read as the complex number x[2j] + i·x[2j+1]. `scale` [B, L, 1, 1] (fp32), a
-    per-token factor such as an RMS normalisation, rides along in the same multiply. Returns fp32.
+    Pair (2j, 2j+1) is read as the complex number x[2j] + i·x[2j+1] and multiplied by rotations
+    [L, 1, head_dim/2]. `scale` [B, L, 1, 1] (fp32), a per-token factor such as an RMS
+    normalisation, rides along in the same multiply. Returns x.
     """
     if scale is not None:
         rotations = rotations * scale                                 # [B, L, 1, head_dim/2]
-    pairs = torch.view_as_complex(x.float().contiguous().unflatten(-1, (-1, 2)))  # [B, L, heads, head_dim/2]
-    return torch.view_as_real(pairs * rotations).flatten(-2)
+    torch.view_as_complex(x.unflatten(-1, (-1, 2))).mul_(rotations)   # [B, L, heads, head_dim/2]
+    return x
