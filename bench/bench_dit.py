@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import os
 import sys
 import tempfile
@@ -117,9 +118,12 @@ def forward_peer(peer, inputs: dict, dtype: torch.dtype) -> torch.Tensor:
                 return_dict=False)[0].float()
 
 
-def best_matmul_rate(dtype: torch.dtype, tries: int = 3) -> float:
-    """bench._common.matmul_rate, the best of a few tries (foreign load only ever slows it down)."""
-    return max(matmul_rate(dtype) for _ in range(tries))
+def interleaved_with_rate(fns: dict, dtype: torch.dtype, reps: int) -> tuple[dict, float]:
+    """`interleaved` timings of fns plus the matmul rate (bench._common.matmul_rate) measured in every
+    round between them, so that the floor is taken under the same machine conditions (median)."""
+    rates = []
+    times = interleaved({**fns, "matmul": lambda: rates.append(matmul_rate(dtype))}, reps=reps, warmup=1)
+    return times, statistics.median(rates[1:])             # rates[0] is the warm-up round
 
 
 def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -155,16 +159,16 @@ def main() -> None:
                 return forward_peer(peer, inputs, dtype)
 
             out_ours = run_ours()
-            times = interleaved({"diffusers": run_peer, "ours": run_ours}, reps=args.reps, warmup=1)
-            floor = flops / best_matmul_rate(dtype)
+            times, rate = interleaved_with_rate({"diffusers": run_peer, "ours": run_ours}, dtype, args.reps)
+            floor = flops / rate
             t_peer, t_ours = times["diffusers"].median, times["ours"].median
             print(f"| {name} | {t_peer:.3f} | {t_ours:.3f} | **{t_ours / t_peer:.3f}** | {floor:.3f} | "
                   f"{floor / t_ours:.2f} (diffusers {floor / t_peer:.2f}) | {rel_l2(out_ours, fp32_peer):.2e} | "
                   f"{rel_l2(out_ours, fp32_ours):.2e} (diffusers {rel_l2(run_peer(), fp32_peer):.2e}) | "
                   f"{times['ours'].n_quiet}/{args.reps} |")
             del ours, peer
-    print(f"\npeak RSS {peak_rss_mb():.0f} MiB; floor = counted matmul FLOPs / measured {args.threads}-thread "
-          f"matmul rate in that dtype")
+    print(f"\npeak RSS {peak_rss_mb():.0f} MiB; floor = counted matmul FLOPs / {args.threads}-thread matmul rate "
+          f"in that dtype, measured between the timed rounds (median)")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import interleaved, machine_line, peak_rss_mb, set_threads  # noqa: E402
+from bench._common import machine_line, peak_rss_mb, set_threads  # noqa: E402
 from bench.bench_dit import (DTYPES, IMAGE_TOKENS, LATENT, MEDIUM, TEXT_TOKENS, build_diffusers,  # noqa: E402
-                             best_matmul_rate, build_ours, context_flops, make_inputs, random_official_state,
-                             rel_l2, step_flops)
+                             build_ours, context_flops, interleaved_with_rate, make_inputs,
+                             random_official_state, rel_l2, step_flops)
 
 GUIDE = 5.0
 
@@ -77,16 +77,15 @@ def main() -> None:
             if name not in args.dtype:
                 continue
             out_ours = step_ours()
-            times = interleaved({"diffusers": step_peer, "ours": step_ours}, reps=args.reps, warmup=1)
-            rate = best_matmul_rate(dtype)
+            times, rate = interleaved_with_rate({"diffusers": step_peer, "ours": step_ours}, dtype, args.reps)
             floor, floor_two = flops / rate, flops_two_forwards / rate
             t_peer, t_ours = times["diffusers"].median, times["ours"].median
             print(f"| {name} | {t_peer:.3f} | {t_ours:.3f} | **{t_ours / t_peer:.3f}** | {floor:.3f} | "
                   f"**{t_ours / floor:.2f}** | {t_peer / floor:.2f} | {t_ours / floor_two:.2f} | "
                   f"{rel_l2(out_ours, reference):.2e} | {times['ours'].n_quiet}/{args.reps} |")
             del ours, peer, cache
-    print(f"\npeak RSS {peak_rss_mb():.0f} MiB; floor = per-step matmul FLOPs / measured {args.threads}-thread "
-          f"matmul rate in that dtype")
+    print(f"\npeak RSS {peak_rss_mb():.0f} MiB; floor = per-step matmul FLOPs / {args.threads}-thread matmul rate "
+          f"in that dtype, measured between the timed rounds (median)")
 
 
 if __name__ == "__main__":

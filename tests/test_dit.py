@@ -11,10 +11,11 @@ from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffu
 
 import wan21_core.attention as attention_module
 import wan21_core.dit_blocks as dit_blocks
+import wan21_core.dit_ops as dit_ops
 from wan21_core.attention import attention, available_backends, set_attention_backend
 from wan21_core.configs import DiTConfig
 from wan21_core.dit import WanModel
-from wan21_core.dit_blocks import gelu_tanh_
+from wan21_core.dit_ops import gelu_tanh_
 
 DIM, HEADS, LAYERS, FFN = 256, 2, 2, 512
 LATENT = (1, 16, 3, 6, 10)
@@ -175,6 +176,19 @@ def test_collapsed_text_padding_is_exact(models, inputs, monkeypatch, backend):
     assert rel_l2(collapsed, all_rows) <= 1e-6
 
 
+def test_token_chunks_do_not_change_the_result(models, inputs, monkeypatch):
+    model, x, y, clip = models["i2v"], inputs["x"], inputs["y"], inputs["clip"]
+    uncond = torch.randn(1, 7, 4096, generator=torch.Generator().manual_seed(5))
+    cache = model.prepare_context([inputs["context"][0], uncond[0]], clip)
+    times = torch.tensor([637.0, 120.0])                                     # a modulation per sample too
+    whole = [model(x, inputs["t"], y=y, cache=cache), model(x, times, y=y, cache=cache)]
+    monkeypatch.setitem(dit_ops.TOKEN_CHUNK_ELEMENTS, "cpu", 8 * DIM)       # 45 tokens in chunks of 8
+    monkeypatch.setattr(dit_ops, "MIN_CHUNK_TOKENS", 1)
+    monkeypatch.setitem(dit_blocks.FFN_CHUNK_TOKENS, "cpu", 10)
+    chunked = [model(x, inputs["t"], y=y, cache=cache), model(x, times, y=y, cache=cache)]
+    assert all(rel_l2(c, w) <= 1e-6 for c, w in zip(chunked, whole))
+
+
 def test_timesteps_are_truncated_to_integers(models, inputs):
     model, kw = models["i2v"], model_kwargs("i2v", inputs)
     args = (inputs["x"],)
@@ -295,7 +309,7 @@ def test_blocked_bf16_scores_stay_accurate_with_a_shared_key_offset():
 
 
 def test_gelu_tanh_equals_torch_gelu_tanh(monkeypatch):
-    monkeypatch.setattr(dit_blocks, "GELU_BLOCK_ELEMENTS", 3000)          # several row blocks
+    monkeypatch.setattr(dit_ops, "GELU_BLOCK_ELEMENTS", 3000)          # several row blocks
     x = torch.linspace(-12, 12, 100 * 257).view(100, 257)
     expected = torch.nn.functional.gelu(x, approximate="tanh")
     assert (gelu_tanh_(x.clone()) - expected).abs().max() <= 2e-6

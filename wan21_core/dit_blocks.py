@@ -10,74 +10,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .attention import attention
+from .dit_ops import (add_projection_, gelu_tanh_, head_major_empty, layer_norm, modulated_norm, residual_add,
+                      token_chunks, with_batch)
 from .rope import apply_rope_
 
 FFN_CHUNK_TOKENS = {"cpu": 1024}       # tokens per FFN chunk by device type (cache-sized on CPU) ...
 FFN_CHUNK_TOKENS_DEFAULT = 16384       # ... elsewhere only to bound the [tokens, ffn_dim] activations
-GELU_BLOCK_ELEMENTS = 2**19                # fp32 scratch of the CPU GELU (2 MiB, cache-resident)
-_GELU_LINEAR = 2 * math.sqrt(2 / math.pi)   # 2·√(2/π): gelu_tanh(x) = x·σ(x·(_GELU_LINEAR + _GELU_CUBIC·x²))
-_GELU_CUBIC = _GELU_LINEAR * 0.044715
-
-
-def layer_norm(x: torch.Tensor, eps: float, norm: nn.LayerNorm | None = None) -> torch.Tensor:
-    """LayerNorm of x in fp32; affine with `norm`'s parameters when given (they may be stored in any dtype)."""
-    weight = bias = None
-    if norm is not None:
-        weight, bias = norm.weight.float(), norm.bias.float()
-    return F.layer_norm(x.float(), x.shape[-1:], weight, bias, eps)
-
-
-def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
-    """LayerNorm(x) · (1 + scale) + shift in fp32; shift, scale [B or 1, 1, C] broadcast over tokens.
-
-    A batch-1 modulation (one timestep for the whole batch, as in CFG) becomes the LayerNorm's own
-    affine parameters, so the whole thing is one pass over x.
-    """
-    if shift.shape[0] == 1:
-        return F.layer_norm(x.float(), x.shape[-1:], (1 + scale).flatten(), shift.flatten(), eps)
-    return torch.addcmul(shift, layer_norm(x, eps), 1 + scale)
-
-
-def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
-    """GELU with the tanh approximation (the DiT FFN's activation), in place on x [n, F]; returns x.
-
-    On CPU it uses the identity ½·(1 + tanh z) = σ(2z): gelu(x) = x·σ(2z), z = √(2/π)·(x + 0.044715·x³),
-    evaluated in fp32 over blocks of rows small enough to stay in cache (torch's vectorised sigmoid
-    is much cheaper than its tanh). Same function as F.gelu(approximate="tanh"): fp32 difference ~1e-7.
-    """
-    if x.device.type != "cpu":
-        return torch.ops.aten.gelu_(x, approximate="tanh")
-    rows = max(1, GELU_BLOCK_ELEMENTS // x.shape[-1])
-    scratch = torch.empty(min(rows, x.shape[0]), x.shape[-1], dtype=torch.float32)
-    for part in x.split(rows):
-        two_z = scratch[:part.shape[0]].copy_(part).square_().mul_(_GELU_CUBIC).add_(_GELU_LINEAR).mul_(part)
-        part.copy_(two_z.sigmoid_().mul_(part))
-    return x
-
-
-def head_major(x: torch.Tensor, dtype: torch.dtype, factor: torch.Tensor | None = None) -> torch.Tensor:
-    """x [B, L, N, d] (× factor [B, L, 1, 1]) in `dtype`, written head-major ([B, N, L, d] in memory).
-
-    The result is still indexed [B, L, N, d]; the memory order is the one batched attention kernels
-    read without a copy. Nothing is written when there is neither a cast nor a factor.
-    """
-    if factor is None and x.dtype == dtype:
-        return x
-    batch, length, heads, head_dim = x.shape
-    out = torch.empty(batch, heads, length, head_dim, dtype=dtype, device=x.device).transpose(1, 2)
-    return out.copy_(x) if factor is None else torch.mul(x, factor, out=out)
-
-
-def residual_add(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
-    """x + y · gate (or x + y) in x's dtype, in place on x when the result keeps x's shape."""
-    shapes = (x.shape, y.shape) if gate is None else (x.shape, y.shape, gate.shape)
-    if torch.broadcast_shapes(*shapes) == x.shape:
-        return x.add_(y) if gate is None else x.addcmul_(y, gate)
-    return x + y.to(x.dtype) if gate is None else torch.addcmul(x, y.to(x.dtype), gate)
 
 
 class RMSNorm(nn.Module):
@@ -151,19 +92,27 @@ class SelfAttention(nn.Module):
         self.norm_q = RMSNorm(dim, eps)
         self.norm_k = RMSNorm(dim, eps)
 
-    def _rotated(self, proj: nn.Linear, norm: RMSNorm, x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-        """RoPE(RMSNorm(proj(x))) as [B, L, N, d] in x's dtype; the RMS factor rides in the rotation."""
-        y = proj(x)                                                    # [B, L, C]
-        factor = norm.factor(y)[..., None]                             # [B, L, 1, 1]
-        heads = norm.weighted_(y).unflatten(-1, (self.num_heads, -1))  # [B, L, N, d] fp32, in place from here
-        return head_major(apply_rope_(heads, rotations, factor), x.dtype)
+    def project(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float,
+                rotations: torch.Tensor, cd: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k (RMS-normed, rotated, head-major) and v [B, L, N, d] in the compute dtype, from the
+        residual stream x [B, L, C] through the modulated norm1, a chunk of tokens at a time."""
+        batch, length, dim = x.shape
+        heads = (self.num_heads, dim // self.num_heads)
+        q, k = (head_major_empty(batch, length, *heads, cd, x.device) for _ in range(2))
+        v = torch.empty(batch, length, dim, dtype=cd, device=x.device)
+        for b, tokens in token_chunks(batch, length, dim, x.device):
+            m = b if shift.shape[0] > 1 else 0
+            h = modulated_norm(x[b, tokens], shift[m], scale[m], eps).to(cd)       # [n, C]
+            q[b, tokens] = self._rotated(self.q, self.norm_q, h, rotations[tokens])
+            k[b, tokens] = self._rotated(self.k, self.norm_k, h, rotations[tokens])
+            v[b, tokens] = self.v(h)
+        return q, k, v.unflatten(-1, heads)
 
-    def forward(self, x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-        """x [B, L, C] in the compute dtype -> [B, L, C] in the compute dtype."""
-        q = self._rotated(self.q, self.norm_q, x, rotations)
-        k = self._rotated(self.k, self.norm_k, x, rotations)
-        v = self.v(x).unflatten(-1, (self.num_heads, -1))
-        return self.o(attention(q, k, v).flatten(2))
+    def _rotated(self, proj: nn.Linear, norm: RMSNorm, h: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+        """RoPE(RMSNorm(proj(h))) [n, N, d] fp32 for a chunk h [n, C]; the RMS factor rides in the rotation."""
+        y = proj(h)                                                    # [n, C]
+        factor = norm.factor(y)[..., None]                             # [n, 1, 1]
+        return apply_rope_(norm.weighted_(y).unflatten(-1, (self.num_heads, -1)), rotations, factor)
 
 
 class CrossAttention(nn.Module):
@@ -195,16 +144,23 @@ class CrossAttention(nn.Module):
             kv.v_image = self.v_img(image).unflatten(-1, heads)
         return kv
 
-    def forward(self, x: torch.Tensor, kv: CrossKV) -> torch.Tensor:
-        """x [B, L, C] in the compute dtype -> [B, L, C] in the compute dtype."""
-        y = self.q(x)                                                  # [B, L, C]
-        factor = self.norm_q.factor(y)[..., None]                      # [B, L, 1, 1]
-        heads = self.norm_q.weighted_(y).unflatten(-1, (self.num_heads, -1))
-        q = head_major(heads, x.dtype, factor)                         # [B, L, N, d]
+    def query(self, x: torch.Tensor, norm: nn.LayerNorm, eps: float, cd: torch.dtype) -> torch.Tensor:
+        """RMS-normed queries [B, L, N, d] (head-major, compute dtype) from the residual stream x
+        [B, L, C] through the affine pre-norm `norm` (norm3), a chunk of tokens at a time."""
+        batch, length, dim = x.shape
+        q = head_major_empty(batch, length, self.num_heads, dim // self.num_heads, cd, x.device)
+        for b, tokens in token_chunks(batch, length, dim, x.device):
+            y = self.q(layer_norm(x[b, tokens], eps, norm).to(cd))                # [n, C]
+            factor = self.norm_q.factor(y)[..., None]                             # [n, 1, 1]
+            torch.mul(self.norm_q.weighted_(y).unflatten(-1, (self.num_heads, -1)), factor, out=q[b, tokens])
+        return q
+
+    def attend(self, q: torch.Tensor, kv: CrossKV) -> torch.Tensor:
+        """Text attention (+ image attention) of q [B, L, N, d]; [B', L, N, d] in q's dtype."""
         out = attention(q, kv.k_text, kv.v_text, key_bias=kv.text_bias)
         if kv.k_image is not None:
             out = residual_add(out, attention(q, kv.k_image, kv.v_image))
-        return self.o(out.flatten(2))
+        return out
 
 
 class WanBlock(nn.Module):
@@ -227,11 +183,15 @@ class WanBlock(nn.Module):
         """x [B, L, C] fp32 residual stream, e0 [B, 6, C] fp32 time projection -> new x [B, L, C] fp32.
 
         x is updated in place wherever the batch does not grow (batch-1 x meeting batch-2 context).
+        The per-token work around the attention calls and the FFN goes a chunk of tokens at a time.
         """
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (self.modulation.float() + e0).chunk(6, dim=1)
-        h = modulated_norm(x, shift_sa, scale_sa, self.eps).to(cd)
-        x = residual_add(x, self.self_attn(h, rotations), gate_sa)
-        x = residual_add(x, self.cross_attn(layer_norm(x, self.eps, self.norm3).to(cd), kv))
+        x = with_batch(x, gate_sa.shape[0])
+        q, k, v = self.self_attn.project(x, shift_sa, scale_sa, self.eps, rotations, cd)
+        add_projection_(x, attention(q, k, v), self.self_attn.o, gate_sa)
+        out = self.cross_attn.attend(self.cross_attn.query(x, self.norm3, self.eps, cd), kv)
+        x = with_batch(x, out.shape[0])
+        add_projection_(x, out, self.cross_attn.o)
         return self._ffn_residual(x, shift_ff, scale_ff, gate_ff, cd)
 
     def _ffn_residual(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, gate: torch.Tensor,
@@ -243,7 +203,7 @@ class WanBlock(nn.Module):
         """
         fc1, _, fc2 = self.ffn                                         # the middle one is GELU(tanh)
         chunk = FFN_CHUNK_TOKENS.get(x.device.type, FFN_CHUNK_TOKENS_DEFAULT)
-        x = x.expand(max(x.shape[0], gate.shape[0]), -1, -1).contiguous()  # owned, full batch
+        x = with_batch(x, gate.shape[0])
         # One modulation for the whole batch: chunk all B·L tokens; otherwise each sample's own.
         groups = [(x.view(-1, x.shape[-1]), 0)] if gate.shape[0] == 1 else [(x[b], b) for b in range(x.shape[0])]
         for tokens, m in groups:

@@ -1,0 +1,100 @@
+"""Per-token numerics of the Wan2.1 DiT blocks: norms, modulation, GELU, residual updates, token chunks.
+
+Everything here works on a [tokens, width] slice as well as on a whole [B, L, width] tensor. The
+blocks walk the tokens in chunks (`token_chunks`) so that the fp32 intermediates of the per-token
+work stay in cache on CPU instead of streaming through memory several times.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TOKEN_CHUNK_ELEMENTS = {"cpu": 2**18}    # activation elements per token chunk, by device type ...
+TOKEN_CHUNK_ELEMENTS_DEFAULT = 2**26     # ... elsewhere only a bound on memory
+MIN_CHUNK_TOKENS = 128
+GELU_BLOCK_ELEMENTS = 2**19              # fp32 scratch of the CPU GELU (2 MiB, cache-resident)
+_GELU_LINEAR = 2 * math.sqrt(2 / math.pi)   # gelu_tanh(x) = x·σ(x·(_GELU_LINEAR + _GELU_CUBIC·x²))
+_GELU_CUBIC = _GELU_LINEAR * 0.044715
+
+
+def token_chunks(batch: int, length: int, width: int, device: torch.device) -> list[tuple[int, slice]]:
+    """(sample, token slice) pairs covering [batch, length] in equal chunks of about
+    TOKEN_CHUNK_ELEMENTS / width tokens (at least MIN_CHUNK_TOKENS)."""
+    budget = TOKEN_CHUNK_ELEMENTS.get(device.type, TOKEN_CHUNK_ELEMENTS_DEFAULT)
+    pieces = -(-length // max(MIN_CHUNK_TOKENS, budget // width))
+    size = -(-length // pieces)
+    return [(b, slice(start, start + size)) for b in range(batch) for start in range(0, length, size)]
+
+
+def with_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """x [B, ...] as an owned contiguous tensor of batch max(B, batch) (no copy when nothing changes)."""
+    return x.expand(max(x.shape[0], batch), *x.shape[1:]).contiguous()
+
+
+def head_major_empty(batch: int, length: int, heads: int, head_dim: int, dtype: torch.dtype,
+                     device: torch.device) -> torch.Tensor:
+    """An uninitialised [B, L, N, d] tensor stored head-major ([B, N, L, d] in memory), the layout
+    batched attention kernels read without a copy."""
+    return torch.empty(batch, heads, length, head_dim, dtype=dtype, device=device).transpose(1, 2)
+
+
+def layer_norm(x: torch.Tensor, eps: float, norm: nn.LayerNorm | None = None) -> torch.Tensor:
+    """LayerNorm of x in fp32; affine with `norm`'s parameters when given (stored in any dtype)."""
+    weight = bias = None
+    if norm is not None:
+        weight, bias = norm.weight.float(), norm.bias.float()
+    return F.layer_norm(x.float(), x.shape[-1:], weight, bias, eps)
+
+
+def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
+    """LayerNorm(x) · (1 + scale) + shift in fp32; shift, scale [B or 1, 1, C] (or [1, C]) broadcast over tokens.
+
+    A batch-1 modulation (one timestep for the whole batch, as in CFG) becomes the LayerNorm's own
+    affine parameters, so the whole thing is one pass over x.
+    """
+    if shift.shape[0] == 1:
+        return F.layer_norm(x.float(), x.shape[-1:], (1 + scale).flatten(), shift.flatten(), eps)
+    return torch.addcmul(shift, layer_norm(x, eps), 1 + scale)
+
+
+def residual_add(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+    """x + y · gate (or x + y) in x's dtype, in place on x when the result keeps x's shape."""
+    shapes = (x.shape, y.shape) if gate is None else (x.shape, y.shape, gate.shape)
+    if torch.broadcast_shapes(*shapes) == x.shape:
+        return x.add_(y) if gate is None else x.addcmul_(y, gate)
+    return x + y.to(x.dtype) if gate is None else torch.addcmul(x, y.to(x.dtype), gate)
+
+
+def add_projection_(x: torch.Tensor, attn: torch.Tensor, proj: nn.Module, gate: torch.Tensor | None = None) -> None:
+    """x += proj(attn) · gate (or + proj(attn)), in place a chunk of tokens at a time.
+
+    x [B, L, C] fp32 residual stream; attn [B or 1, L, N, d] attention output in the compute dtype;
+    gate [B or 1, 1, C] fp32.
+    """
+    batch, length, dim = x.shape
+    for b, tokens in token_chunks(batch, length, dim, x.device):
+        y = proj(attn[b if attn.shape[0] > 1 else 0, tokens].reshape(-1, dim))      # [n, C]
+        if gate is None:
+            x[b, tokens].add_(y)
+        else:
+            x[b, tokens].addcmul_(y, gate[b if gate.shape[0] > 1 else 0])
+
+
+def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
+    """GELU with the tanh approximation (the DiT FFN's activation), in place on x [n, F]; returns x.
+
+    On CPU it uses the identity ½·(1 + tanh z) = σ(2z): gelu(x) = x·σ(2z), z = √(2/π)·(x + 0.044715·x³),
+    evaluated in fp32 over blocks of rows small enough to stay in cache (torch's vectorised sigmoid
+    is much cheaper than its tanh). Same function as F.gelu(approximate="tanh"): fp32 difference ~1e-7.
+    """
+    if x.device.type != "cpu":
+        return torch.ops.aten.gelu_(x, approximate="tanh")
+    rows = max(1, GELU_BLOCK_ELEMENTS // x.shape[-1])
+    scratch = torch.empty(min(rows, x.shape[0]), x.shape[-1], dtype=torch.float32)
+    for part in x.split(rows):
+        two_z = scratch[:part.shape[0]].copy_(part).square_().mul_(_GELU_CUBIC).add_(_GELU_LINEAR).mul_(part)
+        part.copy_(two_z.sigmoid_().mul_(part))
+    return x
