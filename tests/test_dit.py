@@ -268,7 +268,8 @@ def test_cache_misuse_is_an_error(models, inputs):
         model(inputs["x"], inputs["t"], inputs["context"], y=inputs["y"], cache=cache)
     model.compute_dtype = torch.bfloat16
     try:
-        with pytest.raises(ValueError, match="cache: prepared for 2 blocks in torch.float32.*call prepare_context"):
+        expected = "cache: prepared for 2 blocks in torch.float32 on cpu.*call prepare_context"
+        with pytest.raises(ValueError, match=expected):
             model(inputs["x"], inputs["t"], y=inputs["y"], cache=cache)
     finally:
         model.compute_dtype = None

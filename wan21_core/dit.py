@@ -233,9 +233,11 @@ class WanModel(nn.Module):
         if context is not None or clip_fea is not None:
             raise ValueError("cache: it already holds the text and image context; pass either cache or "
                              "context/clip_fea, not both")
-        if cache.dtype != cd or len(cache.blocks) != len(self.blocks):
-            raise ValueError(f"cache: prepared for {len(cache.blocks)} blocks in {cache.dtype}, but the model has "
-                             f"{len(self.blocks)} blocks computing in {cd}; call prepare_context again")
+        device = self.patch_embedding.weight.device
+        if cache.dtype != cd or len(cache.blocks) != len(self.blocks) or cache.text.device != device:
+            raise ValueError(f"cache: prepared for {len(cache.blocks)} blocks in {cache.dtype} on {cache.text.device}, "
+                             f"but the model has {len(self.blocks)} blocks computing in {cd} on {device}; "
+                             f"call prepare_context again")
         return cache
 
     def _latent_input(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-TOKEN_CHUNK_ELEMENTS = {"cpu": 2**18}    # activation elements per token chunk, by device type ...
+TOKEN_CHUNK_ELEMENTS = {"cpu": 2**20}    # activation elements per token chunk, by device type ...
 TOKEN_CHUNK_ELEMENTS_DEFAULT = 2**26     # ... elsewhere only a bound on memory
 MIN_CHUNK_TOKENS = 128
 GELU_BLOCK_ELEMENTS = 2**19              # fp32 scratch of the CPU GELU (2 MiB, cache-resident)
