@@ -1,8 +1,8 @@
 """Per-token numerics of the Wan2.1 DiT blocks: norms, modulation, GELU, residual updates, token chunks.
 
 Everything here works on a [tokens, width] slice as well as on a whole [B, L, width] tensor. The
-blocks walk the tokens in chunks (`token_chunks`) so that the fp32 intermediates of the per-token
-work stay in cache on CPU instead of streaming through memory several times.
+blocks walk the tokens in chunks (`token_chunks`), which bounds the memory of the fp32 intermediates
+of the per-token work for long videos (and keeps them near the L3 cache size on CPU).
 """
 from __future__ import annotations
 
