@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -22,22 +21,16 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import current_rss_mb, interleaved, machine_line, set_threads  # noqa: E402
 from wan21_core.configs import VAEConfig  # noqa: E402
+from wan21_core import tiny  # noqa: E402
 from wan21_core.vae import WanVAE  # noqa: E402
 
 
 def random_vae(base_dim: int, seed: int = 0) -> WanVAE:
-    """A WanVAE with re-randomised weights (fan-in scaled kernels, gains near 1)."""
-    vae = WanVAE(VAEConfig(base_dim=base_dim)).eval().requires_grad_(False)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in vae.named_parameters():
-            if name.endswith("gamma"):
-                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
-            elif name.endswith("bias"):
-                p.copy_(0.05 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-    return vae
+    """A WanVAE in which every weight is random (`wan21_core.tiny.randomize`: fan-in scaled kernels,
+    gains near 1, small biases)."""
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in WanVAE(VAEConfig(base_dim=base_dim)).state_dict().items()}
+    return WanVAE.from_state_dict(tiny.randomize(shapes, seed)).eval().requires_grad_(False)
 
 
 def diffusers_peer(vae: WanVAE):
