@@ -140,9 +140,7 @@ def load_text_encoder(path: PathLike, device: torch.device | str = "cpu",
     checkpoint = open_checkpoint(path, "t5")
     try:
         config = _config_or_error(checkpoint, t5_config_from_state_dict)
-        with torch.device("meta"):
-            reference = UMT5EncoderModel(config)
-        expected = {k: tuple(v.shape) for k, v in t5_hf_to_official(reference.state_dict()).items()}
+        expected = _official_shapes_of(UMT5EncoderModel, config, t5_hf_to_official)
         _check_keys(checkpoint, expected)
         source = tokenizer if tokenizer is not None else checkpoint.tokenizer_source()
         if source is None:
@@ -174,9 +172,7 @@ def load_image_encoder(path: PathLike, device: torch.device | str = "cpu", dtype
     checkpoint = open_checkpoint(path, "clip_vision")
     try:
         config = _config_or_error(checkpoint, clip_config_from_state_dict)
-        with torch.device("meta"):
-            reference = CLIPVisionModel(config)
-        expected = {k: tuple(v.shape) for k, v in clip_hf_to_official(reference.state_dict()).items()}
+        expected = _official_shapes_of(CLIPVisionModel, config, clip_hf_to_official)
         _check_keys(checkpoint, expected, optional=("head",))
         state = {key: checkpoint.read(key, dtype, device) for key in expected if key in checkpoint.keys()}
     finally:
@@ -200,6 +196,13 @@ def _config_or_error(checkpoint: Checkpoint, read_config: Callable):
     except (KeyError, ValueError) as err:
         raise CheckpointError(f"{checkpoint.path}: cannot read the {KIND_NAMES[checkpoint.kind]} config: "
                               f"{err.args[0] if err.args else err}") from None
+
+
+def _official_shapes_of(model_class, config, to_official: Callable) -> dict[str, tuple]:
+    """Official key -> shape of a transformers model built (weightless) from `config`."""
+    with torch.device("meta"):
+        reference = model_class(config)
+    return {k: tuple(v.shape) for k, v in to_official(reference.state_dict()).items()}
 
 
 def _expected_shapes(model: nn.Module) -> dict[str, tuple]:
