@@ -15,7 +15,7 @@ import wan21_core.dit_ops as dit_ops
 from wan21_core.attention import attention, available_backends, set_attention_backend
 from wan21_core.configs import DiTConfig
 from wan21_core.dit import WanModel
-from wan21_core.dit_ops import gelu_tanh_
+from wan21_core.dit_ops import gelu_tanh_, linear, onednn_linear_available
 
 DIM, HEADS, LAYERS, FFN = 256, 2, 2, 512
 LATENT = (1, 16, 3, 6, 10)
@@ -316,6 +316,27 @@ def test_gelu_tanh_equals_torch_gelu_tanh(monkeypatch):
     assert (gelu_tanh_(x.clone()) - expected).abs().max() <= 2e-6
     x16 = x.bfloat16()
     assert gelu_tanh_(x16) is x16 and rel_l2(x16.float(), expected) <= 4e-3
+
+
+def test_fused_bf16_linear_gelu_rounds_once():
+    """On CPU in bf16 the FFN's first linear runs with bias and GELU fused (oneDNN, when this torch has it):
+    one rounding to bf16 instead of two, so it lands closer to the fp32 result than the unfused path."""
+    g = torch.Generator().manual_seed(0)
+    layer = torch.nn.Linear(256, 512)
+    x = torch.randn(300, 256, generator=g)
+    exact = torch.nn.functional.gelu(layer(x), approximate="tanh").detach()
+    layer16, x16 = layer.bfloat16(), x.bfloat16()
+    with torch.no_grad():
+        fused = linear(layer16, x16, gelu=True)
+        unfused = gelu_tanh_(layer16(x16))
+        plain = linear(layer16, x16)
+    assert fused.dtype == plain.dtype == torch.bfloat16
+    assert torch.equal(plain, layer16(x16).detach())            # no activation: same values as the layer
+    assert rel_l2(fused.float(), exact) <= 3e-3
+    if onednn_linear_available():
+        assert rel_l2(fused.float(), exact) < rel_l2(unfused.float(), exact)
+    with torch.enable_grad():                                   # autograd: the plain layer call
+        assert linear(layer16, x16).requires_grad
 
 
 def test_unavailable_attention_backend_is_named():

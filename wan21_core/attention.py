@@ -70,49 +70,64 @@ def _sdpa(q, k, v, key_bias=None):
 
 
 def _blocked(q, k, v, key_bias=None):
-    """Blocked attention with batched matmuls on q, k, v [B, L, N, d]; the result is head-major in memory."""
+    """Blocked attention with batched matmuls on q, k, v [B, L, N, d]; the result is token-major in memory
+    ([B, Lq, N, d], the layout the output projection reads without a copy)."""
     q, k, v = _broadcast_batch(q, k, v)
-    batch, q_len, heads, head_dim = q.shape
-    out = torch.empty(batch, heads, q_len, head_dim, dtype=q.dtype, device=q.device)  # [B, N, Lq, d]
-    if key_bias is None or key_bias.shape[0] == 1:
-        _blocked_into(out, q, k, v, None if key_bias is None else key_bias[0])
-    else:                                                    # a key set of its own per sample
-        for b in range(batch):
-            _blocked_into(out[b:b + 1], q[b:b + 1], k[b:b + 1], v[b:b + 1], key_bias[b])
-    return out.transpose(1, 2)
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    scores = _ScoreBuffer(q)
+    for b in range(q.shape[0]):
+        bias = None if key_bias is None else key_bias[b if key_bias.shape[0] > 1 else 0]
+        _blocked_into(out[b], q[b], k[b], v[b], bias, scores)
+    return out
 
 
-def _blocked_into(out, q, k, v, bias):
-    """out [B, N, Lq, d] = attention of q [B, Lq, N, d] over k, v [B, Lk, N, d] (+ bias [Lk] on the logits)."""
-    batch, q_len, heads, head_dim = q.shape
+class _ScoreBuffer:
+    """One reusable scratch buffer for the score blocks of an attention call (no fresh pages per block)."""
+
+    def __init__(self, like: torch.Tensor):
+        self.like, self.storage = like, None
+
+    def take(self, groups: int, rows: int, k_len: int) -> torch.Tensor:
+        size = groups * rows * k_len
+        if self.storage is None or self.storage.numel() < size:
+            self.storage = torch.empty(size, dtype=self.like.dtype, device=self.like.device)
+        return self.storage[:size].view(groups, rows, k_len)
+
+
+def _blocked_into(out, q, k, v, bias, scores: _ScoreBuffer):
+    """out [Lq, N, d] = attention of q [Lq, N, d] over k, v [Lk, N, d] (+ bias [Lk] on the logits)."""
+    q_len, heads, head_dim = q.shape
     if bias is not None:                                     # skip the trailing keys of bias -inf
         used = int(torch.isfinite(bias).nonzero().max()) + 1
-        k, v = k[:, :used], v[:, :used]
+        k, v = k[:used], v[:used]
         bias = bias[:used].to(q.dtype) if bias[:used].any() else None   # in the scores' dtype: no upcast
-    groups = batch * heads
-    qh = q.transpose(1, 2).reshape(groups, q_len, head_dim)          # free when q is head-major
-    kh = _centred_scaled_keys(k)                                     # [B·N, Lk, d]
-    vh = v.transpose(1, 2).reshape(groups, -1, head_dim)             # [B·N, Lk, d]
-    oh = out.view(groups, q_len, head_dim)
-    rows, group_block = _block_shape(groups, q_len, kh.shape[1], q.element_size())
-    for g0 in range(0, groups, group_block):
+    qh = q.transpose(0, 1).contiguous()                              # [N, Lq, d], free when head-major
+    kh = _centred_scaled_keys(k)                                     # [N, Lk, d]
+    vh = v.transpose(0, 1).contiguous()                              # [N, Lk, d]
+    oh = out.transpose(0, 1)                                         # [N, Lq, d] view of token-major out
+    rows, group_block = _block_shape(heads, q_len, kh.shape[1], q.element_size())
+    for g0 in range(0, heads, group_block):
         gs = slice(g0, g0 + group_block)
         for r0 in range(0, q_len, rows):
-            rs = slice(r0, r0 + rows)
-            scores = torch.bmm(qh[gs, rs], kh[gs].transpose(1, 2))          # [g, r, Lk]
+            q_block = qh[gs, r0:r0 + rows]
+            block = scores.take(*q_block.shape[:2], kh.shape[1])            # [g, r, Lk]
+            torch.bmm(q_block, kh[gs].transpose(1, 2), out=block)
             if bias is not None:
-                scores.add_(bias)
-            torch.bmm(torch.softmax(scores, dim=-1), vh[gs], out=oh[gs, rs])
+                block.add_(bias)
+            torch.softmax(block, dim=-1, out=block)
+            torch.bmm(block, vh[gs], out=oh[gs, r0:r0 + rows])
 
 
 def _centred_scaled_keys(k: torch.Tensor) -> torch.Tensor:
-    """(k − mean over the sequence) / sqrt(d) for k [B, Lk, N, d], rounded once, as [B·N, Lk, d]."""
-    batch, k_len, heads, head_dim = k.shape
+    """(k − mean over the sequence) / sqrt(d) for k [Lk, N, d], rounded once, as [N, Lk, d].
+
+    Any key offset shared by all keys leaves the softmax unchanged, so the mean itself may be rounded.
+    """
+    k_len, heads, head_dim = k.shape
     scale = head_dim ** -0.5
-    mean = k.mean(dim=1, keepdim=True, dtype=torch.float32)                  # [B, 1, N, d]
-    out = torch.empty(batch, heads, k_len, head_dim, dtype=k.dtype, device=k.device)
-    torch.add(mean.mul_(-scale), k, alpha=scale, out=out.transpose(1, 2))
-    return out.view(batch * heads, k_len, head_dim)
+    kh = k.transpose(0, 1)                                                   # [N, Lk, d]
+    offset = kh.float().sum(dim=1, keepdim=True).mul_(-scale / k_len).to(k.dtype)   # [N, 1, d]
+    return torch.add(offset, kh, alpha=scale)
 
 
 def _block_shape(groups: int, q_len: int, k_len: int, itemsize: int) -> tuple[int, int]:

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .attention import attention
-from .dit_ops import (add_projection_, gelu_tanh_, head_major_empty, layer_norm, modulated_norm, residual_add,
-                      token_chunks, with_batch)
+from .dit_ops import (add_projection_, head_major_empty, layer_norm, linear, modulated_norm, residual_add, token_chunks,
+                      with_batch)
 from .rope import apply_rope_
 
 FFN_CHUNK_TOKENS = {"cpu": 1024}       # tokens per FFN chunk by device type (cache-sized on CPU) ...
@@ -105,12 +105,12 @@ class SelfAttention(nn.Module):
             h = modulated_norm(x[b, tokens], shift[m], scale[m], eps).to(cd)       # [n, C]
             q[b, tokens] = self._rotated(self.q, self.norm_q, h, rotations[tokens])
             k[b, tokens] = self._rotated(self.k, self.norm_k, h, rotations[tokens])
-            v[b, tokens] = self.v(h)
+            v[b, tokens] = linear(self.v, h)
         return q, k, v.unflatten(-1, heads)
 
     def _rotated(self, proj: nn.Linear, norm: RMSNorm, h: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         """RoPE(RMSNorm(proj(h))) [n, N, d] fp32 for a chunk h [n, C]; the RMS factor rides in the rotation."""
-        y = proj(h)                                                    # [n, C]
+        y = linear(proj, h)                                            # [n, C]
         factor = norm.factor(y)[..., None]                             # [n, 1, 1]
         return apply_rope_(norm.weighted_(y).unflatten(-1, (self.num_heads, -1)), rotations, factor)
 
@@ -150,7 +150,7 @@ class CrossAttention(nn.Module):
         batch, length, dim = x.shape
         q = head_major_empty(batch, length, self.num_heads, dim // self.num_heads, cd, x.device)
         for b, tokens in token_chunks(batch, length, dim, x.device):
-            y = self.q(layer_norm(x[b, tokens], eps, norm).to(cd))                # [n, C]
+            y = linear(self.q, layer_norm(x[b, tokens], eps, norm).to(cd))        # [n, C]
             factor = self.norm_q.factor(y)[..., None]                             # [n, 1, 1]
             torch.mul(self.norm_q.weighted_(y).unflatten(-1, (self.num_heads, -1)), factor, out=q[b, tokens])
         return q
@@ -209,7 +209,7 @@ class WanBlock(nn.Module):
         for tokens, m in groups:
             for rows in tokens.tensor_split(-(-tokens.shape[0] // chunk)):   # views [n, C] of x
                 h = modulated_norm(rows, shift[m], scale[m], self.eps).to(cd)
-                rows.addcmul_(fc2(gelu_tanh_(fc1(h))), gate[m])
+                rows.addcmul_(linear(fc2, linear(fc1, h, gelu=True)), gate[m])
         return x
 
 

@@ -1,4 +1,4 @@
-"""Per-token numerics of the Wan2.1 DiT blocks: norms, modulation, GELU, residual updates, token chunks.
+"""Per-token numerics of the Wan2.1 DiT blocks: linears, norms, modulation, GELU, residual updates, token chunks.
 
 Everything here works on a [tokens, width] slice as well as on a whole [B, L, width] tensor. The
 blocks walk the tokens in chunks (`token_chunks`), which bounds the memory of the fp32 intermediates
@@ -6,6 +6,7 @@ of the per-token work for long videos (and keeps them near the L3 cache size on 
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -76,11 +77,48 @@ def add_projection_(x: torch.Tensor, attn: torch.Tensor, proj: nn.Module, gate: 
     """
     batch, length, dim = x.shape
     for b, tokens in token_chunks(batch, length, dim, x.device):
-        y = proj(attn[b if attn.shape[0] > 1 else 0, tokens].reshape(-1, dim))      # [n, C]
+        y = linear(proj, attn[b if attn.shape[0] > 1 else 0, tokens].reshape(-1, dim))    # [n, C]
         if gate is None:
             x[b, tokens].add_(y)
         else:
             x[b, tokens].addcmul_(y, gate[b if gate.shape[0] > 1 else 0])
+
+
+def linear(layer: nn.Module, x: torch.Tensor, gelu: bool = False) -> torch.Tensor:
+    """layer(x), then GELU(tanh) when `gelu`, for the DiT's hot linears.
+
+    On CPU in bfloat16 (no autograd) an `nn.Linear` runs as oneDNN's inner product with the bias and
+    the GELU fused in (`torch.ops.mkldnn._linear_pointwise`, the op torch.compile emits for CPU
+    linears): that runs at the machine's matmul rate, where `F.linear` adds the bias in a pass of its
+    own and the GELU takes two more. The fused GELU works on the fp32 accumulator, so its output is
+    rounded to bf16 once instead of twice. Everywhere else (other dtypes and devices, fp8 layers,
+    a torch without the op) it is the plain layer call.
+    """
+    if _fused_linear_applies(layer, x):
+        return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu" if gelu else "none", [],
+                                                  "tanh" if gelu else "")
+    y = layer(x)
+    return gelu_tanh_(y) if gelu else y
+
+
+def _fused_linear_applies(layer: nn.Module, x: torch.Tensor) -> bool:
+    return (type(layer) is nn.Linear and x.device.type == "cpu" and x.dtype == torch.bfloat16
+            and layer.weight.dtype == torch.bfloat16 and (layer.bias is None or layer.bias.dtype == torch.bfloat16)
+            and not (torch.is_grad_enabled() and layer.weight.requires_grad) and onednn_linear_available())
+
+
+@functools.cache
+def onednn_linear_available() -> bool:
+    """Whether this torch has oneDNN's fused linear and it computes linear + GELU(tanh) (probed once)."""
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, weight, bias = (torch.randn(*shape, generator=g).bfloat16() for shape in ((4, 32), (8, 32), (8,)))
+        with torch.no_grad():
+            got = torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh").float()
+        want = F.gelu(F.linear(x.float(), weight.float(), bias.float()), approximate="tanh")
+        return got.shape == want.shape and bool(torch.allclose(got, want, rtol=2e-2, atol=2e-2))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
 
 
 def gelu_tanh_(x: torch.Tensor) -> torch.Tensor:
