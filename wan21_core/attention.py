@@ -72,13 +72,31 @@ def _sdpa(q, k, v, key_bias=None):
 def _blocked(q, k, v, key_bias=None):
     """Blocked attention with batched matmuls on q, k, v [B, L, N, d]; the result is token-major in memory
     ([B, Lq, N, d], the layout the output projection reads without a copy)."""
-    q, k, v = _broadcast_batch(q, k, v)
-    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-    scores = _ScoreBuffer(q)
-    for b in range(q.shape[0]):
-        bias = None if key_bias is None else key_bias[b if key_bias.shape[0] > 1 else 0]
-        _blocked_into(out[b], q[b], k[b], v[b], bias, scores)
+    batch = max(q.shape[0], k.shape[0], v.shape[0])
+    out = torch.empty(batch, *q.shape[1:], dtype=q.dtype, device=q.device)
+    shared_keys = k.shape[0] == v.shape[0] == 1 and (key_bias is None or key_bias.shape[0] == 1)
+    scores, keys = _ScoreBuffer(q), None
+    for b in range(batch):
+        if keys is None or not shared_keys:                  # keys of a batch-1 k, v are prepared once
+            bias = None if key_bias is None else _sample(key_bias, b)
+            keys = _prepared_keys(_sample(k, b), _sample(v, b), bias)
+        _blocked_into(out[b], _sample(q, b), *keys, scores)
     return out
+
+
+def _sample(t: torch.Tensor, b: int) -> torch.Tensor:
+    return t[b if t.shape[0] > 1 else 0]
+
+
+def _prepared_keys(k, v, bias):
+    """Keys and values [Lk, N, d] of one sample as the blocks read them: kh = centred scaled keys
+    [N, Lk', d], vh [N, Lk', d] contiguous, the bias [Lk'] in their dtype or None; Lk' drops the
+    trailing keys of bias -inf."""
+    if bias is not None:
+        used = int(torch.isfinite(bias).nonzero().max()) + 1
+        k, v = k[:used], v[:used]
+        bias = bias[:used].to(k.dtype) if bias[:used].any() else None   # in the scores' dtype: no upcast
+    return _centred_scaled_keys(k), v.transpose(0, 1).contiguous(), bias
 
 
 class _ScoreBuffer:
@@ -94,16 +112,11 @@ class _ScoreBuffer:
         return self.storage[:size].view(groups, rows, k_len)
 
 
-def _blocked_into(out, q, k, v, bias, scores: _ScoreBuffer):
-    """out [Lq, N, d] = attention of q [Lq, N, d] over k, v [Lk, N, d] (+ bias [Lk] on the logits)."""
-    q_len, heads, head_dim = q.shape
-    if bias is not None:                                     # skip the trailing keys of bias -inf
-        used = int(torch.isfinite(bias).nonzero().max()) + 1
-        k, v = k[:used], v[:used]
-        bias = bias[:used].to(q.dtype) if bias[:used].any() else None   # in the scores' dtype: no upcast
+def _blocked_into(out, q, kh, vh, bias, scores: _ScoreBuffer):
+    """out [Lq, N, d] = attention of q [Lq, N, d] over prepared keys kh and values vh [N, Lk, d]
+    (+ bias [Lk] on the logits)."""
+    q_len, heads, _ = q.shape
     qh = q.transpose(0, 1).contiguous()                              # [N, Lq, d], free when head-major
-    kh = _centred_scaled_keys(k)                                     # [N, Lk, d]
-    vh = v.transpose(0, 1).contiguous()                              # [N, Lk, d]
     oh = out.transpose(0, 1)                                         # [N, Lq, d] view of token-major out
     rows, group_block = _block_shape(heads, q_len, kh.shape[1], q.element_size())
     for g0 in range(0, heads, group_block):

@@ -17,7 +17,7 @@ from .dit_ops import (add_projection_, head_major_empty, layer_norm, linear, mod
                       with_batch)
 from .rope import apply_rope_
 
-FFN_CHUNK_TOKENS = {"cpu": 1024}       # tokens per FFN chunk by device type (cache-sized on CPU) ...
+FFN_CHUNK_TOKENS = {"cpu": 4096}       # tokens per FFN chunk by device type (measured on CPU) ...
 FFN_CHUNK_TOKENS_DEFAULT = 16384       # ... elsewhere only to bound the [tokens, ffn_dim] activations
 
 
@@ -94,19 +94,18 @@ class SelfAttention(nn.Module):
 
     def project(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float,
                 rotations: torch.Tensor, cd: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q, k (RMS-normed, rotated, head-major) and v [B, L, N, d] in the compute dtype, from the
+        """q (RMS-normed, rotated), k (same) and v [B, L, N, d], head-major, in the compute dtype, from the
         residual stream x [B, L, C] through the modulated norm1, a chunk of tokens at a time."""
         batch, length, dim = x.shape
         heads = (self.num_heads, dim // self.num_heads)
-        q, k = (head_major_empty(batch, length, *heads, cd, x.device) for _ in range(2))
-        v = torch.empty(batch, length, dim, dtype=cd, device=x.device)
+        q, k, v = (head_major_empty(batch, length, *heads, cd, x.device) for _ in range(3))
         for b, tokens in token_chunks(batch, length, dim, x.device):
             m = b if shift.shape[0] > 1 else 0
             h = modulated_norm(x[b, tokens], shift[m], scale[m], eps).to(cd)       # [n, C]
             q[b, tokens] = self._rotated(self.q, self.norm_q, h, rotations[tokens])
             k[b, tokens] = self._rotated(self.k, self.norm_k, h, rotations[tokens])
-            v[b, tokens] = linear(self.v, h)
-        return q, k, v.unflatten(-1, heads)
+            v[b, tokens] = linear(self.v, h).unflatten(-1, heads)
+        return q, k, v
 
     def _rotated(self, proj: nn.Linear, norm: RMSNorm, h: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
         """RoPE(RMSNorm(proj(h))) [n, N, d] fp32 for a chunk h [n, C]; the RMS factor rides in the rotation."""
@@ -199,7 +198,7 @@ class WanBlock(nn.Module):
         """x + ffn(modulated_norm(x)) · gate, updated in place a chunk of tokens at a time.
 
         Everything in the FFN is per token, so chunks keep the [tokens, ffn_dim] hidden activations
-        small (bounded memory for long videos, cache-resident, no fresh page-faulted buffers).
+        bounded for long videos.
         """
         fc1, _, fc2 = self.ffn                                         # the middle one is GELU(tanh)
         chunk = FFN_CHUNK_TOKENS.get(x.device.type, FFN_CHUNK_TOKENS_DEFAULT)
