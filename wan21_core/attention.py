@@ -7,7 +7,9 @@ Backends:
   the bf16 matmul is much faster than the SDPA kernel (AVX512-BF16: about 2× over SDPA in bf16).
   The scores come out of the matmul in the input dtype; the keys are first centred on their mean
   over the sequence (softmax is invariant to it, and it keeps the logits, and so their rounding
-  error, small; the "smooth K" of SageAttention). Memory stays bounded by the block size.
+  error, small; the "smooth K" of SageAttention). The blocks reuse one score buffer (softmax in
+  place) and write straight into a token-major output, so memory stays bounded by the block size
+  and nothing is copied on the way to the output projection.
 - "flash_attn": flash_attn.flash_attn_func (CUDA, fp16/bf16; fp32 inputs run in bf16 like the official code).
 - "sageattention": sageattention.sageattn (CUDA, INT8 QK; fp32 inputs run in bf16).
 The optional packages are imported only when their backend is chosen. Attention is always global,
