@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="cascade file to start from (e.g. with --phases adversarial)")
     ap.add_argument("--mate-dir", default=None)
     ap.add_argument("--opencv-dir", default=None)
+    ap.add_argument("--stage-features", type=int, default=TrainConfig.stage_features,
+                    help="channels of each ×2 stage's body (the shipped stages: 48)")
+    ap.add_argument("--stage-convs", type=int, default=TrainConfig.stage_convs,
+                    help="3×3 convolutions in each ×2 stage's body (the shipped stages: 16)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                       steps=_per_phase(args.steps, int), seconds=_per_phase(args.seconds, float),
                       gan_weight=args.gan_weight, feature_weight=args.feature_weight,
                       vgg_weights=args.vgg_weights, mate_dir=args.mate_dir,
-                      opencv_dir=args.opencv_dir, init=args.init)
+                      opencv_dir=args.opencv_dir, init=args.init,
+                      stage_features=args.stage_features, stage_convs=args.stage_convs)
     summary = train_cascade(cfg, tuple(args.phases.split(",")))
     print(json.dumps(summary, indent=1))
 

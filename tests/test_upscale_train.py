@@ -63,7 +63,8 @@ def test_tiny_training_run_writes_loadable_cascades(tmp_path, monkeypatch):
                         lambda **_: [("coffee", skimage_photo("coffee")[100:164, 200:264])])
     cfg = TrainConfig(out_dir=str(tmp_path), log_path=str(tmp_path / "log.jsonl"), batch=2,
                       lr_patch=16, steps={"stage_a": 3, "stage_b": 3, "enhancer": 3,
-                                          "adversarial": 2}, evals_per_phase=1)
+                                          "adversarial": 2}, evals_per_phase=1,
+                      stage_features=8, stage_convs=3)
     summary = train_cascade(cfg)
     assert np.isfinite(summary["psnr"]["x2"]["mean"]) and "adversarial" in summary
     records = [json.loads(line) for line in open(tmp_path / "log.jsonl")]
@@ -72,3 +73,4 @@ def test_tiny_training_run_writes_loadable_cascades(tmp_path, monkeypatch):
     for variant in ("psnr", "adversarial"):
         cascade = load_cascade(tmp_path / f"upscale_cascade_{variant}.safetensors")
         assert cascade.info["variant"] == variant and len(cascade.stages) == 2
+        assert all(s.model.config.num_feat == 8 and s.model.config.num_conv == 3 for s in cascade.stages)

@@ -32,7 +32,7 @@ from .data import (bicubic_downsample, held_out_photos, mod_crop, resize_uint8, 
 from .losses import (PatchDiscriminator, VGGFeatureLoss, charbonnier, feature_matching,
                      relativistic_losses)
 from .metrics import psnr_y
-from .network import ENHANCER_CONFIG, STAGE_CONFIG, CompactSR, count_parameters
+from .network import ENHANCER_CONFIG, STAGE_CONFIG, CompactConfig, CompactSR, count_parameters
 from .stages import stage_from_compact
 
 PHASES = ("stage_a", "stage_b", "enhancer", "adversarial")
@@ -61,6 +61,8 @@ class TrainConfig:
     mate_dir: str | None = None
     opencv_dir: str | None = None
     init: str | None = None  # cascade file to start from (e.g. to rerun only the adversarial phase)
+    stage_features: int = STAGE_CONFIG.num_feat  # width and depth of the two ×2 stages
+    stage_convs: int = STAGE_CONFIG.num_conv
 
 
 class PatchSampler:
@@ -290,7 +292,8 @@ def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
     if not photos:
         raise RuntimeError("no training photos found: install mate-backgrounds / opencv-doc")
     sampler = PatchSampler(photos, device, cfg.seed)
-    nets = {"a": CompactSR(STAGE_CONFIG).to(device), "b": CompactSR(STAGE_CONFIG).to(device),
+    stage = CompactConfig(scale=2, num_feat=cfg.stage_features, num_conv=cfg.stage_convs)
+    nets = {"a": CompactSR(stage).to(device), "b": CompactSR(stage).to(device),
             "e": CompactSR(ENHANCER_CONFIG).to(device)}
     nn.init.zeros_(nets["e"].body[-1].weight)  # the enhancer starts as the identity
     nn.init.zeros_(nets["e"].body[-1].bias)
