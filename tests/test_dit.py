@@ -318,7 +318,7 @@ def test_gelu_tanh_equals_torch_gelu_tanh(monkeypatch):
     assert gelu_tanh_(x16) is x16 and rel_l2(x16.float(), expected) <= 4e-3
 
 
-def test_fused_bf16_linear_gelu_rounds_once():
+def test_fused_bf16_linear_gelu_rounds_once(monkeypatch):
     """On CPU in bf16 the FFN's first linear runs with bias and GELU fused (oneDNN, when this torch has it):
     one rounding to bf16 instead of two, so it lands closer to the fp32 result than the unfused path."""
     g = torch.Generator().manual_seed(0)
@@ -337,6 +337,9 @@ def test_fused_bf16_linear_gelu_rounds_once():
         assert rel_l2(fused.float(), exact) < rel_l2(unfused.float(), exact)
     with torch.enable_grad():                                   # autograd: the plain layer call
         assert linear(layer16, x16).requires_grad
+    monkeypatch.setattr(dit_ops, "onednn_linear_available", lambda: False)   # a torch without the op
+    with torch.no_grad():
+        assert torch.equal(linear(layer16, x16, gelu=True), unfused)
 
 
 def test_unavailable_attention_backend_is_named():
