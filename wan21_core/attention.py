@@ -146,9 +146,11 @@ def _centred_scaled_keys(k: torch.Tensor) -> torch.Tensor:
 
 
 def _block_shape(groups: int, q_len: int, k_len: int, itemsize: int) -> tuple[int, int]:
-    """(query rows, batch·head groups) per block so that the scores take about SCORE_BLOCK_BYTES."""
+    """(query rows, head groups) per block so that the scores take about SCORE_BLOCK_BYTES; the rows
+    are split evenly (no small last block, whose matmuls run less efficiently)."""
     per_row = k_len * itemsize
     rows = min(q_len, max(MIN_BLOCK_ROWS, SCORE_BLOCK_BYTES // (groups * per_row)))
+    rows = -(-q_len // -(-q_len // rows))                    # ceil(q_len / number of row blocks)
     return rows, max(1, min(groups, SCORE_BLOCK_BYTES // (rows * per_row)))
 
 
