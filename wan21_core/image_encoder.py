@@ -27,6 +27,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from .configs import CLIP_HEAD_DIM
+from .keymaps import reject_unknown_keys
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -80,7 +81,7 @@ def clip_official_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
             out[f"encoder.layers.{i}.{_LAYER_MODULES[module]}.{param}"] = tensor
         else:
             unknown.append(key)
-    _reject_unknown(unknown, "official CLIP visual")
+    reject_unknown_keys(unknown, "official CLIP visual", "CLIP vision-tower weights")
     return out
 
 
@@ -114,19 +115,13 @@ def clip_hf_to_official(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
             out[f"transformer.{i}.{modules[module]}.{param}"] = tensor
         else:
             unknown.append(key)
-    _reject_unknown(unknown, "Hugging Face CLIP vision")
+    reject_unknown_keys(unknown, "Hugging Face CLIP vision", "CLIP vision-tower weights")
     for (i, param), parts in qkv.items():
         missing = [n for n in _QKV if n not in parts]
         if missing:
             raise KeyError(f"Hugging Face CLIP vision state dict: layer {i} has no self_attn.{missing[0]}.{param}")
         out[f"transformer.{i}.attn.to_qkv.{param}"] = torch.cat([parts[n] for n in _QKV], dim=0)
     return out
-
-
-def _reject_unknown(keys: list[str], naming: str) -> None:
-    if keys:
-        shown = ", ".join(sorted(keys)[:8]) + (" ..." if len(keys) > 8 else "")
-        raise KeyError(f"{naming} state dict: {len(keys)} keys are not CLIP vision-tower weights: {shown}")
 
 
 # ------------------------------------------------------------------------------------- configs

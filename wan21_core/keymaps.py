@@ -4,7 +4,7 @@ The official names (WAN21_SPEC §2.1, §6.3) are this package's canonical names.
 names are those of `WanTransformer3DModel` and `AutoencoderKLWan` (WAN21_SPEC §9, PEER_NOTES §2).
 Every rename keeps the tensor as it is (no reshape, no transpose), so a map is a pure key
 function and works lazily on key lists. The T5 and CLIP maps live with their models
-(`text_encoder`, `image_encoder`).
+(`text_encoder`, `image_encoder`); `reject_unknown_keys` is their shared error.
 
 A rule is a pair of templates (official, diffusers). A template matches a whole key or a
 dotted prefix of it; `{n}` stands for a decimal index, copied from one side to the other.
@@ -186,3 +186,10 @@ def find_prefix(keys: Iterable[str], anchor: str) -> str | None:
     """
     found = [k[: len(k) - len(anchor)] for k in keys if k == anchor or k.endswith("." + anchor)]
     return min(found, key=len) if found else None
+
+
+def reject_unknown_keys(keys: list[str], naming: str, expected: str) -> None:
+    """Raise KeyError naming up to 8 of `keys` that a `naming` state dict holds but `expected` lacks."""
+    if keys:
+        shown = ", ".join(sorted(keys)[:8]) + (" ..." if len(keys) > 8 else "")
+        raise KeyError(f"{naming} state dict: {len(keys)} keys are not {expected}: {shown}")

@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 import torch
 from transformers import UMT5Config, UMT5EncoderModel
 
+from .keymaps import reject_unknown_keys
 from .tokenizer import TokenizerSource, UMT5Tokenizer
 
 # (official suffix, Hugging Face suffix) inside block i; see WAN21_SPEC §4.3.
@@ -49,7 +50,7 @@ def t5_official_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
             out[f"encoder.block.{block.group(1)}.{to_hf[block.group(2)]}"] = tensor
         else:
             unknown.append(key)
-    _reject_unknown(unknown, "official umT5")
+    reject_unknown_keys(unknown, "official umT5", "umT5 encoder weights")
     return out
 
 
@@ -68,14 +69,8 @@ def t5_hf_to_official(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
             out[f"blocks.{block.group(1)}.{to_official[block.group(2)]}"] = tensor
         else:
             unknown.append(key)
-    _reject_unknown(unknown, "Hugging Face umT5")
+    reject_unknown_keys(unknown, "Hugging Face umT5", "umT5 encoder weights")
     return out
-
-
-def _reject_unknown(keys: list[str], naming: str) -> None:
-    if keys:
-        shown = ", ".join(sorted(keys)[:8]) + (" ..." if len(keys) > 8 else "")
-        raise KeyError(f"{naming} state dict: {len(keys)} keys are not umT5 encoder weights: {shown}")
 
 
 def _umt5_config(vocab_size: int, d_model: int, d_kv: int, d_ff: int, num_layers: int, num_heads: int,
