@@ -130,13 +130,19 @@ def rel_l2(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(doc: str) -> argparse.Namespace:
+    """--dtype, --reps, --threads of the DiT benchmarks; sets the thread count."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=list(DTYPES))
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     set_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = parse_args(__doc__)
     state, inputs = random_official_state(MEDIUM), make_inputs(MEDIUM)
     flops = step_flops(MEDIUM) + context_flops(MEDIUM)
     print(f"{machine_line()}\n\nMedium I2V DiT, latent {LATENT}, {TEXT_TOKENS}+{IMAGE_TOKENS} context tokens; "

@@ -15,7 +15,6 @@ attention of the two passes, so it does slightly less work than it is credited f
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,9 +22,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench._common import machine_line, peak_rss_mb, set_threads  # noqa: E402
+from bench._common import machine_line, peak_rss_mb  # noqa: E402
 from bench.bench_dit import (DTYPES, IMAGE_TOKENS, LATENT, MEDIUM, TEXT_TOKENS, build_diffusers,  # noqa: E402
-                             build_ours, context_flops, interleaved_with_rate, make_inputs,
+                             build_ours, context_flops, interleaved_with_rate, make_inputs, parse_args,
                              random_official_state, rel_l2, step_flops)
 
 GUIDE = 5.0
@@ -36,12 +35,7 @@ def cfg(v_cond: torch.Tensor, v_uncond: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=list(DTYPES))
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    set_threads(args.threads)
+    args = parse_args(__doc__)
     state, inputs = random_official_state(MEDIUM), make_inputs(MEDIUM)
     uncond = torch.randn(1, 96, MEDIUM.text_dim, generator=torch.Generator().manual_seed(7))
     contexts = torch.cat([inputs["context"], torch.nn.functional.pad(uncond, (0, 0, 0, TEXT_TOKENS - 96))])
