@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from wan21_core.upscale.train import PHASES, TrainConfig, train_cascade  # noqa: E402
+from wan21_core.upscale.train import PHASES, STAGE_INITS, TrainConfig, train_cascade  # noqa: E402
 
 
 def _per_phase(text: str | None, cast) -> dict | None:
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="channels of each ×2 stage's body (the shipped stages: 48)")
     ap.add_argument("--stage-convs", type=int, default=TrainConfig.stage_convs,
                     help="3×3 convolutions in each ×2 stage's body (the shipped stages: 16)")
+    ap.add_argument("--stage-init", choices=STAGE_INITS, default=TrainConfig.stage_init,
+                    help="init of the ×2 stages: 'torch' (PyTorch's default, the shipped run) or "
+                         "'kaiming' (variance-preserving; deeper stages need it)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -81,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
                       gan_weight=args.gan_weight, feature_weight=args.feature_weight,
                       vgg_weights=args.vgg_weights, mate_dir=args.mate_dir,
                       opencv_dir=args.opencv_dir, init=args.init,
-                      stage_features=args.stage_features, stage_convs=args.stage_convs)
+                      stage_features=args.stage_features, stage_convs=args.stage_convs,
+                      stage_init=args.stage_init)
     summary = train_cascade(cfg, tuple(args.phases.split(",")))
     print(json.dumps(summary, indent=1))
 
