@@ -103,3 +103,38 @@ def test_unknown_stage_init_is_rejected(tmp_path):
     cfg = TrainConfig(out_dir=str(tmp_path), log_path=str(tmp_path / "log.jsonl"), stage_init="xavier")
     with pytest.raises(ValueError, match="stage_init: expected one of"):
         train_cascade(cfg, ("stage_a",))
+
+
+def test_time_budget_fixes_a_total_that_fits_the_budget(monkeypatch):
+    clock = iter(np.arange(0, 1000, 0.5))                  # every step takes 0.5 s of fake time
+    monkeypatch.setattr(train_module.time, "perf_counter", lambda: float(next(clock)))
+    plan = train_module.StepPlan(max_steps=10**6, seconds=100.0)
+    step = 0
+    while step < plan.total:
+        plan.update(step)
+        step += 1
+    # 5 % of the budget (5 s) is 10 timed steps after the skipped ones; the phase fits in 100 s
+    assert plan.fixed and 180 <= plan.total <= 200
+    unbounded = train_module.StepPlan(max_steps=7, seconds=None)
+    unbounded.update(10)
+    assert unbounded.total == 7
+
+
+def test_plasma_wallpapers_are_opt_in_and_read_at_their_largest_size(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from wan21_core.upscale import data
+
+    photo = skimage_photo("astronaut")
+    for name, sizes in (("Path", (64, 128)), ("Kite", (96,)), ("Canopee", (128,))):   # Canopee: a render
+        folder = tmp_path / name / "contents" / "images"
+        folder.mkdir(parents=True)
+        for w in sizes:
+            Image.fromarray(photo[:w // 2, :w]).save(folder / f"{w}x{w // 2}.png")
+    photos = dict(data.plasma_photos(str(tmp_path)))
+    assert sorted(photos) == ["plasma/Kite", "plasma/Path"]
+    assert photos["plasma/Path"].shape == (32, 64, 3)           # 128x64, halved
+    monkeypatch.setattr(data, "mate_photos", lambda _: [])
+    monkeypatch.setattr(data, "opencv_photos", lambda *_: [])
+    assert [n for n, _ in data.training_photos()] == ["skimage/motorcycle_left"]
+    assert len(data.training_photos(plasma_dir=str(tmp_path))) == 3

@@ -60,6 +60,7 @@ class TrainConfig:
     evals_per_phase: int = 6
     mate_dir: str | None = None
     opencv_dir: str | None = None
+    plasma_dir: str | None = None  # opt-in extra photos (plasma-workspace-wallpapers)
     init: str | None = None  # cascade file to start from (e.g. to rerun only the adversarial phase)
     stage_features: int = STAGE_CONFIG.num_feat  # width and depth of the two ×2 stages
     stage_convs: int = STAGE_CONFIG.num_conv
@@ -176,23 +177,31 @@ class Logger:
 class StepPlan:
     """Step count of a phase: ``max_steps``, or fewer when a time budget is given.
 
-    With a budget the first `CALIBRATION` steps are timed and the total is fixed from them;
-    the learning-rate schedule follows the fixed total.
+    With a budget, the steps from `SKIP` on are timed until `CALIBRATION` steps or 5 % of the
+    budget have passed; then the total is fixed so that the whole phase fits the budget, and the
+    cosine decay follows it (the warm-up does not depend on the total). The first steps are left
+    out of the timing: allocation, cudnn autotuning, other jobs still loading on a shared GPU.
     """
 
-    CALIBRATION = 20
+    SKIP, CALIBRATION, CALIBRATION_SHARE = 10, 100, 0.05
 
     def __init__(self, max_steps: int, seconds: float | None):
-        self.total, self.seconds, self.t0 = max_steps, seconds, None
+        self.total, self.seconds = max_steps, seconds
+        self.start, self.t0, self.fixed = time.perf_counter(), None, seconds is None
 
     def update(self, step: int) -> None:
-        if self.seconds is None:
+        """Call after each step."""
+        if self.fixed:
             return
-        if step == 2:  # skip the slow first steps (allocation, cudnn autotuning)
-            self.t0 = time.perf_counter()
-        elif step == self.CALIBRATION + 2:
-            per_step = (time.perf_counter() - self.t0) / self.CALIBRATION
-            self.total = max(step + 1, min(self.total, int(self.seconds / per_step)))
+        now = time.perf_counter()
+        if step == self.SKIP:
+            self.t0 = now
+        elif self.t0 is not None and (step - self.SKIP >= self.CALIBRATION
+                                      or now - self.t0 > self.CALIBRATION_SHARE * self.seconds):
+            per_step = (now - self.t0) / (step - self.SKIP)
+            left = self.seconds - (now - self.start)
+            self.total = max(step + 1, min(self.total, step + 1 + int(left / per_step)))
+            self.fixed = True
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
@@ -308,7 +317,8 @@ def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     log = Logger(cfg.log_path)
-    sources = {k: v for k, v in (("mate_dir", cfg.mate_dir), ("opencv_dir", cfg.opencv_dir)) if v}
+    sources = {k: v for k, v in (("mate_dir", cfg.mate_dir), ("opencv_dir", cfg.opencv_dir),
+                                 ("plasma_dir", cfg.plasma_dir)) if v}
     photos = training_photos(**sources)
     held_out = held_out_photos(**({"opencv_dir": cfg.opencv_dir} if cfg.opencv_dir else {}))
     if not photos:
