@@ -97,13 +97,20 @@ def cuda_times(fns: dict, reps: int) -> dict:
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def _reset_peak() -> None:
-    if not DRY_RUN:
-        torch.cuda.reset_peak_memory_stats()
+def _reset_peak() -> float:
+    """Start a peak-memory window; returns the GiB allocated now (weights and anything else held)."""
+    if DRY_RUN:
+        return 0.0
+    torch.cuda.reset_peak_memory_stats()
+    return torch.cuda.memory_allocated() / 2**30
 
 
 def _peak_gib() -> float:
     return 0.0 if DRY_RUN else torch.cuda.max_memory_allocated() / 2**30
+
+
+def _weights_gib(model: torch.nn.Module) -> float:
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())) / 2**30
 
 
 def matmul_tflops(dtype: torch.dtype, n: int = 256 if DRY_RUN else 8192) -> float:
@@ -165,9 +172,11 @@ def large_step(results: dict, reps: int) -> None:
             v = ours(x, t, y=y, cache=cache)
             return v[1:2] + guide * (v[0:1] - v[1:2])
 
-        _reset_peak()
+        held = _reset_peak()       # includes the fp32 source state, still needed for the peer
         ms_ours = cuda_times({"ours": step_ours}, reps)["ours"]
         results["large"]["ours_peak_gib"] = _peak_gib()
+        results["large"]["ours_weights_gib"] = _weights_gib(ours)
+        results["large"]["ours_step_working_gib"] = _peak_gib() - held   # activations and scratch
         del ours, cache
         peer = diffusers_model(state, LARGE, dtype)
         del state
@@ -178,9 +187,11 @@ def large_step(results: dict, reps: int) -> None:
             v_u = peer(hidden, t, ctx[1:2], image, return_dict=False)[0].float()
             return v_u + guide * (v_c - v_u)
 
-        _reset_peak()
+        held = _reset_peak()
         ms_peer = cuda_times({"diffusers": step_peer}, reps)["diffusers"]
         results["large"]["diffusers_peak_gib"] = _peak_gib()
+        results["large"]["diffusers_weights_gib"] = _weights_gib(peer)
+        results["large"]["diffusers_step_working_gib"] = _peak_gib() - held
     rate = matmul_tflops(dtype)
     floor_ms = flops / (rate * 1e12) * 1e3
     results["large"].update(ours_step_s=ms_ours / 1e3, diffusers_step_s=ms_peer / 1e3, ratio=ms_ours / ms_peer,
