@@ -174,9 +174,9 @@ def large_step(results: dict, reps: int) -> None:
 
         held = _reset_peak()       # includes the fp32 source state, still needed for the peer
         ms_ours = cuda_times({"ours": step_ours}, reps)["ours"]
-        results["large"]["ours_peak_gib"] = _peak_gib()
-        results["large"]["ours_weights_gib"] = _weights_gib(ours)
-        results["large"]["ours_step_working_gib"] = _peak_gib() - held   # activations and scratch
+        peak = _peak_gib()
+        results["large"].update(ours_peak_gib=peak, ours_weights_gib=_weights_gib(ours),
+                                ours_step_working_gib=peak - held)     # working: activations and scratch
         del ours, cache
         peer = diffusers_model(state, LARGE, dtype)
         del state
@@ -189,9 +189,9 @@ def large_step(results: dict, reps: int) -> None:
 
         held = _reset_peak()
         ms_peer = cuda_times({"diffusers": step_peer}, reps)["diffusers"]
-        results["large"]["diffusers_peak_gib"] = _peak_gib()
-        results["large"]["diffusers_weights_gib"] = _weights_gib(peer)
-        results["large"]["diffusers_step_working_gib"] = _peak_gib() - held
+        peak = _peak_gib()
+        results["large"].update(diffusers_peak_gib=peak, diffusers_weights_gib=_weights_gib(peer),
+                                diffusers_step_working_gib=peak - held)
     rate = matmul_tflops(dtype)
     floor_ms = flops / (rate * 1e12) * 1e3
     results["large"].update(ours_step_s=ms_ours / 1e3, diffusers_step_s=ms_peer / 1e3, ratio=ms_ours / ms_peer,
