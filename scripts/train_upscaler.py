@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stage-init", choices=STAGE_INITS, default=TrainConfig.stage_init,
                     help="init of the ×2 stages: 'torch' (PyTorch's default, the shipped run) or "
                          "'kaiming' (variance-preserving; deeper stages need it)")
+    ap.add_argument("--grow-from", default=None,
+                    help="cascade file whose stages start the run, grown (same function) to "
+                         "--stage-features × --stage-convs; its enhancer is kept")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
                       vgg_weights=args.vgg_weights, mate_dir=args.mate_dir,
                       opencv_dir=args.opencv_dir, plasma_dir=args.plasma_dir, init=args.init,
                       stage_features=args.stage_features, stage_convs=args.stage_convs,
-                      stage_init=args.stage_init)
+                      stage_init=args.stage_init, grow_from=args.grow_from)
     summary = train_cascade(cfg, tuple(args.phases.split(",")))
     print(json.dumps(summary, indent=1))
 

@@ -138,3 +138,47 @@ def test_plasma_wallpapers_are_opt_in_and_read_at_their_largest_size(tmp_path, m
     monkeypatch.setattr(data, "opencv_photos", lambda *_: [])
     assert [n for n, _ in data.training_photos()] == ["skimage/motorcycle_left"]
     assert len(data.training_photos(plasma_dir=str(tmp_path))) == 3
+
+
+def test_a_grown_stage_computes_the_same_and_its_new_channels_learn():
+    from wan21_core.upscale.growth import grow_compact
+    from wan21_core.upscale.network import CompactConfig, CompactSR
+
+    torch.manual_seed(0)
+    src = CompactSR(CompactConfig(scale=2, num_feat=8, num_conv=3))
+    with torch.no_grad():
+        for p in src.parameters():
+            p.normal_(0, 0.3)                     # trained-looking weights, PReLU slopes included
+    grown = grow_compact(src, num_feat=12, num_conv=7)
+    assert grown.config == CompactConfig(scale=2, num_feat=12, num_conv=7)
+    x = torch.rand(2, 3, 9, 11)
+    out = grown(x)
+    torch.testing.assert_close(out, src(x), rtol=0, atol=1e-6)
+    out.square().mean().backward()
+    convs = [m for m in grown.body if isinstance(m, torch.nn.Conv2d)]
+    # the new channels are computed (random incoming weights) and their zero outgoing weights get a gradient
+    assert convs[0].weight[8:].abs().min() > 0 and convs[1].weight.grad[:, 8:].abs().max() > 0
+    with pytest.raises(ValueError, match="can only grow"):
+        grow_compact(src, num_feat=4, num_conv=7)
+
+
+def test_a_run_grown_from_a_saved_cascade_starts_where_the_cascade_was(tmp_path, monkeypatch):
+    photo = skimage_photo("astronaut")
+    monkeypatch.setattr(train_module, "training_photos", lambda **_: [("a", photo[:128, :128])])
+    monkeypatch.setattr(train_module, "held_out_photos",
+                        lambda **_: [("coffee", skimage_photo("coffee")[100:164, 200:264])])
+    base = dict(batch=2, lr_patch=16, evals_per_phase=1, stage_features=8, stage_convs=2)
+    first = TrainConfig(out_dir=str(tmp_path / "small"), log_path=str(tmp_path / "small.jsonl"),
+                        steps={"stage_a": 3, "stage_b": 3, "enhancer": 3, "adversarial": 0}, **base)
+    small = train_cascade(first, ("stage_a", "stage_b", "enhancer"))["psnr"]
+    grown = TrainConfig(out_dir=str(tmp_path / "grown"), log_path=str(tmp_path / "grown.jsonl"),
+                        steps={"stage_a": 0, "stage_b": 0, "enhancer": 0, "adversarial": 0},
+                        **{**base, "stage_features": 12, "stage_convs": 4},
+                        grow_from=str(tmp_path / "small" / "upscale_cascade_psnr.safetensors"))
+    summary = train_cascade(grown, ("stage_a", "stage_b", "enhancer"))
+    for scale in ("x2", "x4"):                    # zero steps: the grown cascade is the small one
+        assert summary["psnr"][scale]["mean"] == pytest.approx(small[scale]["mean"], abs=0.02)
+    cascade = load_cascade(tmp_path / "grown" / "upscale_cascade_psnr.safetensors")
+    assert all(s.model.config.num_feat == 12 and s.model.config.num_conv == 4 for s in cascade.stages)
+    with pytest.raises(ValueError, match="stage_init and init do not apply"):
+        train_cascade(TrainConfig(**{**grown.__dict__, "stage_init": "kaiming"}), ("stage_a",))

@@ -10,6 +10,9 @@ Phases, each starting from the previous one's weights (docs/upscaler_training.md
    L_content (Charbonnier + feature term) + λ·L_GAN against a spectral-norm patch
    discriminator, alternating ×2 and ×4 batches. → the adversarial cascade.
 
+With ``grow_from``, A, B and E start from a trained cascade, A and B grown to a wider and deeper
+shape without changing what they compute (`growth.grow_compact`), and every phase fine-tunes.
+
 Seeds are fixed; every phase logs its loss curve and held-out PSNR-Y to a JSON-lines file.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ from .data import (bicubic_downsample, held_out_photos, mod_crop, resize_uint8, 
                    training_photos)
 from .losses import (PatchDiscriminator, VGGFeatureLoss, charbonnier, feature_matching,
                      relativistic_losses)
+from .growth import grow_compact
 from .metrics import psnr_y
 from .network import ENHANCER_CONFIG, STAGE_CONFIG, CompactConfig, CompactSR, count_parameters
 from .stages import stage_from_compact
@@ -65,6 +69,7 @@ class TrainConfig:
     stage_features: int = STAGE_CONFIG.num_feat  # width and depth of the two ×2 stages
     stage_convs: int = STAGE_CONFIG.num_conv
     stage_init: str = "torch"  # "torch" (the shipped run) or "kaiming" (needed by deep stages)
+    grow_from: str | None = None  # cascade whose stages A, B (grown to the stage shape) and E start the run
 
 
 class PatchSampler:
@@ -303,14 +308,29 @@ def make_cascade(nets: dict[str, nn.Module], info: dict) -> Cascade:
                                enhancer=stage_from_compact(copies["e"], "detail"), info=info)
 
 
-def _load_init(nets: dict[str, nn.Module], path: str) -> None:
-    """Copy a saved cascade's stage 0, stage 1 and enhancer weights into A, B and E."""
+def _cascade_models(path: str, option: str) -> list[nn.Module]:
+    """Stage 0, stage 1 and the enhancer of a saved cascade, as this package's networks."""
     cascade = load_cascade(path)
     if len(cascade.stages) != 2 or cascade.enhancer is None:
-        raise ValueError(f"--init {path}: expected two stages and an enhancer, "
+        raise ValueError(f"{option} {path}: expected two stages and an enhancer, "
                          f"found {cascade.describe()}")
-    for key, stage in zip("abe", cascade.models()):
-        nets[key].load_state_dict(stage.model.state_dict())
+    models = [stage.model for stage in cascade.models()]
+    if not all(isinstance(m, CompactSR) for m in models):
+        raise ValueError(f"{option} {path}: expected Compact stages, found {cascade.describe()}")
+    return models
+
+
+def _load_init(nets: dict[str, nn.Module], path: str) -> None:
+    """Copy a saved cascade's stage 0, stage 1 and enhancer weights into A, B and E."""
+    for key, model in zip("abe", _cascade_models(path, "--init")):
+        nets[key].load_state_dict(model.state_dict())
+
+
+def _grown_nets(path: str, stage: CompactConfig, seed: int) -> dict[str, nn.Module]:
+    """A and B of a saved cascade grown to `stage`'s shape (same function), and its enhancer."""
+    a, b, e = (m.float() for m in _cascade_models(path, "--grow-from"))
+    return {"a": grow_compact(a, stage.num_feat, stage.num_conv, seed),
+            "b": grow_compact(b, stage.num_feat, stage.num_conv, seed + 1), "e": e}
 
 
 def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
@@ -328,12 +348,18 @@ def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
     stage = CompactConfig(scale=2, num_feat=cfg.stage_features, num_conv=cfg.stage_convs)
     if cfg.stage_init not in STAGE_INITS:
         raise ValueError(f"stage_init: expected one of {STAGE_INITS}, found {cfg.stage_init!r}")
-    nets = {"a": CompactSR(stage), "b": CompactSR(stage), "e": CompactSR(ENHANCER_CONFIG)}
-    if cfg.stage_init == "kaiming":
-        kaiming_init_(nets["a"])          # B starts from A's trained weights (stage_b phase)
+    if cfg.grow_from and (cfg.stage_init != "torch" or cfg.init):
+        raise ValueError("grow_from: the grown nets keep their trained weights; stage_init and init "
+                         "do not apply")
+    if cfg.grow_from:
+        nets = _grown_nets(cfg.grow_from, stage, cfg.seed)
+    else:
+        nets = {"a": CompactSR(stage), "b": CompactSR(stage), "e": CompactSR(ENHANCER_CONFIG)}
+        if cfg.stage_init == "kaiming":
+            kaiming_init_(nets["a"])      # B starts from A's trained weights (stage_b phase)
+        nn.init.zeros_(nets["e"].body[-1].weight)  # the enhancer starts as the identity
+        nn.init.zeros_(nets["e"].body[-1].bias)
     nets = {k: n.to(device) for k, n in nets.items()}
-    nn.init.zeros_(nets["e"].body[-1].weight)  # the enhancer starts as the identity
-    nn.init.zeros_(nets["e"].body[-1].bias)
     if cfg.init:
         _load_init(nets, cfg.init)
     log({"phase": "setup", "train_photos": [n for n, _ in photos],
@@ -351,7 +377,8 @@ def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
         fit_content("stage_a", a, lambda: sampler.sample(cfg.batch, cfg.lr_patch, 2), cfg, log,
                     lambda: evaluate_path([a], held_out, 2))
     if "stage_b" in phases:
-        b.load_state_dict(a.state_dict())  # B starts from A: both are ×2 upscalers
+        if not cfg.grow_from:
+            b.load_state_dict(a.state_dict())  # B starts from A: both are ×2 upscalers
 
         def batch_b():
             lr, hr = sampler.sample(cfg.batch, p4, 4)
