@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--plasma-dir", default=None,
                     help="opt-in extra training photos: plasma-workspace-wallpapers' folder "
                          "(/usr/share/wallpapers); not used by the shipped run")
+    ap.add_argument("--lomiri-dir", default=None,
+                    help="opt-in extra training photos: lomiri-wallpapers-16.04/-20.04's folder "
+                         "(/usr/share/backgrounds); not used by the shipped run")
     ap.add_argument("--stage-features", type=int, default=TrainConfig.stage_features,
                     help="channels of each ×2 stage's body (the shipped stages: 48)")
     ap.add_argument("--stage-convs", type=int, default=TrainConfig.stage_convs,
@@ -89,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
                       steps=_per_phase(args.steps, int), seconds=_per_phase(args.seconds, float),
                       gan_weight=args.gan_weight, feature_weight=args.feature_weight,
                       vgg_weights=args.vgg_weights, mate_dir=args.mate_dir,
-                      opencv_dir=args.opencv_dir, plasma_dir=args.plasma_dir, init=args.init,
+                      opencv_dir=args.opencv_dir, plasma_dir=args.plasma_dir,
+                      lomiri_dir=args.lomiri_dir, init=args.init,
                       stage_features=args.stage_features, stage_convs=args.stage_convs,
                       stage_init=args.stage_init, grow_from=args.grow_from)
     summary = train_cascade(cfg, tuple(args.phases.split(",")))

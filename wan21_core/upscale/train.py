@@ -65,6 +65,7 @@ class TrainConfig:
     mate_dir: str | None = None
     opencv_dir: str | None = None
     plasma_dir: str | None = None  # opt-in extra photos (plasma-workspace-wallpapers)
+    lomiri_dir: str | None = None  # opt-in extra photos (lomiri-wallpapers-16.04 / -20.04)
     init: str | None = None  # cascade file to start from (e.g. to rerun only the adversarial phase)
     stage_features: int = STAGE_CONFIG.num_feat  # width and depth of the two ×2 stages
     stage_convs: int = STAGE_CONFIG.num_conv
@@ -339,7 +340,7 @@ def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
     device = torch.device(cfg.device)
     log = Logger(cfg.log_path)
     sources = {k: v for k, v in (("mate_dir", cfg.mate_dir), ("opencv_dir", cfg.opencv_dir),
-                                 ("plasma_dir", cfg.plasma_dir)) if v}
+                                 ("plasma_dir", cfg.plasma_dir), ("lomiri_dir", cfg.lomiri_dir)) if v}
     photos = training_photos(**sources)
     held_out = held_out_photos(**({"opencv_dir": cfg.opencv_dir} if cfg.opencv_dir else {}))
     if not photos:
