@@ -75,9 +75,7 @@ def _embed_(conv: nn.Conv2d, old: nn.Conv2d, prelu: nn.PReLU | None, old_prelu: 
             generator: torch.Generator) -> None:
     """conv = old on the old channels; new outputs He-normal over all inputs, new inputs zero.
     (The last conv has no new outputs: its width is the pixel-shuffle's, C·scale².)"""
-    fan_in = conv.in_channels * 9
-    std = (2 / ((1 + NEW_PRELU_SLOPE**2) * fan_in)) ** 0.5
-    conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * std)
+    nn.init.kaiming_normal_(conv.weight, a=NEW_PRELU_SLOPE, nonlinearity="leaky_relu", generator=generator)
     conv.bias.zero_()
     out_old, in_old = old.weight.shape[:2]
     conv.weight[:, in_old:] = 0.0                              # new input channels are not used yet

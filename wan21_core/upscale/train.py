@@ -334,6 +334,28 @@ def _grown_nets(path: str, stage: CompactConfig, seed: int) -> dict[str, nn.Modu
             "b": grow_compact(b, stage.num_feat, stage.num_conv, seed + 1), "e": e}
 
 
+def _initial_nets(cfg: TrainConfig, device: torch.device) -> dict[str, nn.Module]:
+    """A, B (the ×2 stages, `cfg`'s shape) and E (the enhancer) as the run starts them: grown from
+    `grow_from`, or new (the enhancer as the identity) and then loaded from `init` if given."""
+    stage = CompactConfig(scale=2, num_feat=cfg.stage_features, num_conv=cfg.stage_convs)
+    if cfg.stage_init not in STAGE_INITS:
+        raise ValueError(f"stage_init: expected one of {STAGE_INITS}, found {cfg.stage_init!r}")
+    if cfg.grow_from and (cfg.stage_init != "torch" or cfg.init):
+        raise ValueError("grow_from: the grown nets keep their trained weights; stage_init and init "
+                         "do not apply")
+    if cfg.grow_from:
+        return {k: n.to(device) for k, n in _grown_nets(cfg.grow_from, stage, cfg.seed).items()}
+    nets = {"a": CompactSR(stage), "b": CompactSR(stage), "e": CompactSR(ENHANCER_CONFIG)}
+    if cfg.stage_init == "kaiming":
+        kaiming_init_(nets["a"])          # B starts from A's trained weights (stage_b phase)
+    nn.init.zeros_(nets["e"].body[-1].weight)  # the enhancer starts as the identity
+    nn.init.zeros_(nets["e"].body[-1].bias)
+    nets = {k: n.to(device) for k, n in nets.items()}
+    if cfg.init:
+        _load_init(nets, cfg.init)
+    return nets
+
+
 def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
     """Run the phases, write ``upscale_cascade_{psnr,adversarial}.safetensors``, sum up."""
     torch.manual_seed(cfg.seed)
@@ -346,23 +368,7 @@ def train_cascade(cfg: TrainConfig, phases: tuple[str, ...] = PHASES) -> dict:
     if not photos:
         raise RuntimeError("no training photos found: install mate-backgrounds / opencv-doc")
     sampler = PatchSampler(photos, device, cfg.seed)
-    stage = CompactConfig(scale=2, num_feat=cfg.stage_features, num_conv=cfg.stage_convs)
-    if cfg.stage_init not in STAGE_INITS:
-        raise ValueError(f"stage_init: expected one of {STAGE_INITS}, found {cfg.stage_init!r}")
-    if cfg.grow_from and (cfg.stage_init != "torch" or cfg.init):
-        raise ValueError("grow_from: the grown nets keep their trained weights; stage_init and init "
-                         "do not apply")
-    if cfg.grow_from:
-        nets = _grown_nets(cfg.grow_from, stage, cfg.seed)
-    else:
-        nets = {"a": CompactSR(stage), "b": CompactSR(stage), "e": CompactSR(ENHANCER_CONFIG)}
-        if cfg.stage_init == "kaiming":
-            kaiming_init_(nets["a"])      # B starts from A's trained weights (stage_b phase)
-        nn.init.zeros_(nets["e"].body[-1].weight)  # the enhancer starts as the identity
-        nn.init.zeros_(nets["e"].body[-1].bias)
-    nets = {k: n.to(device) for k, n in nets.items()}
-    if cfg.init:
-        _load_init(nets, cfg.init)
+    nets = _initial_nets(cfg, device)
     log({"phase": "setup", "train_photos": [n for n, _ in photos],
          "train_mpix": round(sum(p.shape[0] * p.shape[1] for _, p in photos) / 1e6, 2),
          "held_out": [n for n, _ in held_out], "device": str(device),
