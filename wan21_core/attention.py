@@ -8,8 +8,9 @@ Backends:
   The scores come out of the matmul in the input dtype; the keys are first centred on their mean
   over the sequence (softmax is invariant to it, and it keeps the logits, and so their rounding
   error, small; the "smooth K" of SageAttention). The blocks reuse one score buffer (softmax in
-  place) and write straight into a token-major output, so memory stays bounded by the block size
-  and nothing is copied on the way to the output projection.
+  place, by the compiled kernel of `cpu_softmax` for bf16 where it builds) and write straight into a
+  token-major output, so memory stays bounded by the block size and nothing is copied on the way to
+  the output projection.
 - "flash_attn": flash_attn.flash_attn_func (CUDA, fp16/bf16; fp32 inputs run in bf16 like the official code).
 - "sageattention": sageattention.sageattn (CUDA, INT8 QK; fp32 inputs run in bf16).
 The optional packages are imported only when their backend is chosen. Attention is always global,
@@ -22,6 +23,8 @@ import importlib.util
 
 import torch
 import torch.nn.functional as F
+
+from .cpu_softmax import softmax_
 
 _OPTIONAL_PACKAGES = {"flash_attn": "flash_attn", "sageattention": "sageattention"}
 BACKENDS = ("auto", "sdpa", "blocked", *_OPTIONAL_PACKAGES)
@@ -92,12 +95,12 @@ def _sample(t: torch.Tensor, b: int) -> torch.Tensor:
 
 def _prepared_keys(k, v, bias):
     """Keys and values [Lk, N, d] of one sample as the blocks read them: kh = centred scaled keys
-    [N, Lk', d], vh [N, Lk', d] contiguous, the bias [Lk'] in their dtype or None; Lk' drops the
-    trailing keys of bias -inf."""
+    [N, Lk', d], vh [N, Lk', d] contiguous, the bias [Lk'] fp32 or None; Lk' drops the trailing keys
+    of bias -inf."""
     if bias is not None:
         used = int(torch.isfinite(bias).nonzero().max()) + 1
         k, v = k[:used], v[:used]
-        bias = bias[:used].to(k.dtype) if bias[:used].any() else None   # in the scores' dtype: no upcast
+        bias = bias[:used].float().contiguous() if bias[:used].any() else None
     return _centred_scaled_keys(k), v.transpose(0, 1).contiguous(), bias
 
 
@@ -127,9 +130,7 @@ def _blocked_into(out, q, kh, vh, bias, scores: _ScoreBuffer):
             q_block = qh[gs, r0:r0 + rows]
             block = scores.take(*q_block.shape[:2], kh.shape[1])            # [g, r, Lk]
             torch.bmm(q_block, kh[gs].transpose(1, 2), out=block)
-            if bias is not None:
-                block.add_(bias)
-            torch.softmax(block, dim=-1, out=block)
+            softmax_(block, bias)
             torch.bmm(block, vh[gs], out=oh[gs, r0:r0 + rows])
 
 
