@@ -8,7 +8,7 @@ Backends:
   The scores come out of the matmul in the input dtype; the keys are first centred on their mean
   over the sequence (softmax is invariant to it, and it keeps the logits, and so their rounding
   error, small; the "smooth K" of SageAttention). The blocks reuse one score buffer (softmax in
-  place, by the compiled kernel of `cpu_softmax` for bf16 where it builds) and write straight into a
+  place, by the compiled kernel of `cpu_kernels` for bf16 where it builds) and write straight into a
   token-major output, so memory stays bounded by the block size and nothing is copied on the way to
   the output projection.
 - "flash_attn": flash_attn.flash_attn_func (CUDA, fp16/bf16; fp32 inputs run in bf16 like the official code).
@@ -24,7 +24,7 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 
-from .cpu_softmax import softmax_
+from .cpu_kernels import softmax_
 
 _OPTIONAL_PACKAGES = {"flash_attn": "flash_attn", "sageattention": "sageattention"}
 BACKENDS = ("auto", "sdpa", "blocked", *_OPTIONAL_PACKAGES)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .attention import attention
+from .cpu_kernels import try_rms_rope_
 from .dit_ops import (add_projection_, head_major_empty, layer_norm, linear, modulated_norm, residual_add, token_chunks,
                       with_batch)
 from .rope import apply_rope_
@@ -101,17 +102,21 @@ class SelfAttention(nn.Module):
         q, k, v = (head_major_empty(batch, length, *heads, cd, x.device) for _ in range(3))
         for b, tokens in token_chunks(batch, length, dim, x.device):
             m = b if shift.shape[0] > 1 else 0
-            h = modulated_norm(x[b, tokens], shift[m], scale[m], eps).to(cd)       # [n, C]
-            q[b, tokens] = self._rotated(self.q, self.norm_q, h, rotations[tokens])
-            k[b, tokens] = self._rotated(self.k, self.norm_k, h, rotations[tokens])
+            h = modulated_norm(x[b, tokens], shift[m], scale[m], eps, cd)          # [n, C]
+            self._rotate_into(q[b, tokens], self.q, self.norm_q, h, rotations[tokens])
+            self._rotate_into(k[b, tokens], self.k, self.norm_k, h, rotations[tokens])
             v[b, tokens] = linear(self.v, h).unflatten(-1, heads)
         return q, k, v
 
-    def _rotated(self, proj: nn.Linear, norm: RMSNorm, h: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-        """RoPE(RMSNorm(proj(h))) [n, N, d] fp32 for a chunk h [n, C]; the RMS factor rides in the rotation."""
+    def _rotate_into(self, out: torch.Tensor, proj: nn.Linear, norm: RMSNorm, h: torch.Tensor,
+                     rotations: torch.Tensor) -> None:
+        """out [n, N, d] = RoPE(RMSNorm(proj(h))) for a chunk h [n, C]: in one pass by the CPU bf16 kernel,
+        else in fp32 with the RMS factor riding in the rotation."""
         y = linear(proj, h)                                            # [n, C]
+        if try_rms_rope_(out, y, norm.weight, norm.eps, rotations):
+            return
         factor = norm.factor(y)[..., None]                             # [n, 1, 1]
-        return apply_rope_(norm.weighted_(y).unflatten(-1, (self.num_heads, -1)), rotations, factor)
+        out.copy_(apply_rope_(norm.weighted_(y).unflatten(-1, (self.num_heads, -1)), rotations, factor))
 
 
 class CrossAttention(nn.Module):
@@ -149,7 +154,9 @@ class CrossAttention(nn.Module):
         batch, length, dim = x.shape
         q = head_major_empty(batch, length, self.num_heads, dim // self.num_heads, cd, x.device)
         for b, tokens in token_chunks(batch, length, dim, x.device):
-            y = linear(self.q, layer_norm(x[b, tokens], eps, norm).to(cd))        # [n, C]
+            y = linear(self.q, layer_norm(x[b, tokens], eps, norm, cd))           # [n, C]
+            if try_rms_rope_(q[b, tokens], y, self.norm_q.weight, self.norm_q.eps):
+                continue
             factor = self.norm_q.factor(y)[..., None]                             # [n, 1, 1]
             torch.mul(self.norm_q.weighted_(y).unflatten(-1, (self.num_heads, -1)), factor, out=q[b, tokens])
         return q
@@ -207,7 +214,7 @@ class WanBlock(nn.Module):
         groups = [(x.view(-1, x.shape[-1]), 0)] if gate.shape[0] == 1 else [(x[b], b) for b in range(x.shape[0])]
         for tokens, m in groups:
             for rows in tokens.tensor_split(-(-tokens.shape[0] // chunk)):   # views [n, C] of x
-                h = modulated_norm(rows, shift[m], scale[m], self.eps).to(cd)
+                h = modulated_norm(rows, shift[m], scale[m], self.eps, cd)
                 rows.addcmul_(linear(fc2, linear(fc1, h, gelu=True)), gate[m])
         return x
 
@@ -249,5 +256,5 @@ class ImageEmbedding(nn.Module):
         if hasattr(self, "emb_pos"):
             x = x + self.emb_pos.float()
         norm_in, fc1, act, fc2, norm_out = self.proj
-        h = fc2(act(fc1(layer_norm(x, self.LN_EPS, norm_in).to(cd))))
-        return layer_norm(h, self.LN_EPS, norm_out).to(cd)
+        h = fc2(act(fc1(layer_norm(x, self.LN_EPS, norm_in, cd))))
+        return layer_norm(h, self.LN_EPS, norm_out, cd)

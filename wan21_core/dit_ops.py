@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cpu_kernels import layer_norm_bf16
+
 TOKEN_CHUNK_ELEMENTS = {"cpu": 2**21}    # activation elements per token chunk, by device type ...
 TOKEN_CHUNK_ELEMENTS_DEFAULT = 2**26     # ... elsewhere only a bound on memory
 MIN_CHUNK_TOKENS = 128
@@ -42,23 +44,35 @@ def head_major_empty(batch: int, length: int, heads: int, head_dim: int, dtype: 
     return torch.empty(batch, heads, length, head_dim, dtype=dtype, device=device).transpose(1, 2)
 
 
-def layer_norm(x: torch.Tensor, eps: float, norm: nn.LayerNorm | None = None) -> torch.Tensor:
-    """LayerNorm of x in fp32; affine with `norm`'s parameters when given (stored in any dtype)."""
+def layer_norm(x: torch.Tensor, eps: float, norm: nn.LayerNorm | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """LayerNorm of x in fp32, affine with `norm`'s parameters when given (stored in any dtype), returned
+    in `dtype`."""
     weight = bias = None
     if norm is not None:
         weight, bias = norm.weight.float(), norm.bias.float()
-    return F.layer_norm(x.float(), x.shape[-1:], weight, bias, eps)
+    return _normed(x, eps, weight, bias, dtype)
 
 
-def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float) -> torch.Tensor:
-    """LayerNorm(x) · (1 + scale) + shift in fp32; shift, scale [B or 1, 1, C] (or [1, C]) broadcast over tokens.
+def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, eps: float,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """LayerNorm(x) · (1 + scale) + shift in fp32, returned in `dtype`; shift, scale [B or 1, 1, C] (or
+    [1, C]) broadcast over tokens.
 
     A batch-1 modulation (one timestep for the whole batch, as in CFG) becomes the LayerNorm's own
     affine parameters, so the whole thing is one pass over x.
     """
     if shift.shape[0] == 1:
-        return F.layer_norm(x.float(), x.shape[-1:], (1 + scale).flatten(), shift.flatten(), eps)
-    return torch.addcmul(shift, layer_norm(x, eps), 1 + scale)
+        return _normed(x, eps, (1 + scale).flatten(), shift.flatten(), dtype)
+    return torch.addcmul(shift, layer_norm(x, eps), 1 + scale).to(dtype)
+
+
+def _normed(x: torch.Tensor, eps: float, weight: torch.Tensor | None, bias: torch.Tensor | None,
+            dtype: torch.dtype) -> torch.Tensor:
+    """fp32 LayerNorm with optional fp32 affine, in `dtype`; to bf16 it is one pass (`cpu_kernels` on CPU)."""
+    if dtype == torch.bfloat16:
+        return layer_norm_bf16(x, eps, weight, bias)
+    return F.layer_norm(x.float(), x.shape[-1:], weight, bias, eps).to(dtype)
 
 
 def residual_add(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
