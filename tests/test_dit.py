@@ -10,6 +10,7 @@ from diffusers import WanTransformer3DModel
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
 import wan21_core.attention as attention_module
+import wan21_core.cpu_kernels as cpu_kernels
 import wan21_core.dit_blocks as dit_blocks
 import wan21_core.dit_ops as dit_ops
 from wan21_core.attention import attention, available_backends, set_attention_backend
@@ -227,6 +228,23 @@ def test_bf16_stays_within_the_peers_bf16_gap(models, inputs):
     out = bf16(inputs["x"], inputs["t"], inputs["context"], **kw)
     assert out.dtype == torch.float32
     assert rel_l2(out, ref) <= 0.9e-2     # PEER_NOTES §5.1: diffusers bf16 vs fp32 is 0.87e-2
+
+
+def test_bf16_cpu_kernels_are_as_accurate_as_the_torch_path(models, inputs, monkeypatch):
+    """The compiled softmax / LayerNorm / RMS+RoPE kernels against the same bf16 model on plain torch ops."""
+    if cpu_kernels.default_kernels() is None:
+        pytest.skip(f"CPU kernels unavailable here: {cpu_kernels._state['reason']}")
+    fp32 = models["i2v"]
+    bf16 = WanModel(fp32.config).eval()
+    bf16.load_state_dict(fp32.state_dict())
+    bf16.cast_weights(torch.bfloat16)
+    kw = model_kwargs("i2v", inputs)
+    ref = fp32(inputs["x"], inputs["t"], inputs["context"], **kw)
+    with_kernels = bf16(inputs["x"], inputs["t"], inputs["context"], **kw)
+    monkeypatch.setitem(cpu_kernels._state, "kernels", None)
+    plain = bf16(inputs["x"], inputs["t"], inputs["context"], **kw)
+    assert not torch.equal(with_kernels, plain)                      # the kernels did run
+    assert rel_l2(with_kernels, ref) <= 1.1 * rel_l2(plain, ref)
 
 
 # --------------------------------------------------------------------------------- bad inputs
