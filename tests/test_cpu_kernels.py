@@ -38,14 +38,15 @@ def test_default_kernels_build_here_and_are_used(monkeypatch):
 
 
 @needs_compiler
-@pytest.mark.parametrize("shape,spread", [((5, 1), 1.0), ((7, 17), 1.0), ((3, 40, 2100), 4.0), ((4, 300), 60.0)])
+@pytest.mark.parametrize("shape,spread", [((5, 1), 1.0), ((7, 17), 1.0), ((3, 40, 2100), 4.0), ((4, 300), 60.0),
+                                          ((2, 40000), 3.0)])
 def test_kernel_matches_the_exact_softmax(kernel, shape, spread):
     g = torch.Generator().manual_seed(shape[-1])
     scores = (torch.randn(shape, generator=g) * spread).to(torch.bfloat16)
     exact = torch.softmax(scores.float(), dim=-1)
     kernel.softmax_(scores, None)
     assert within_one_rounding(scores, exact)
-    assert torch.allclose(scores.float().sum(-1), torch.ones(shape[:-1]), atol=shape[-1] * 2**-8)
+    assert torch.allclose(scores.float().sum(-1), torch.ones(shape[:-1]), atol=2**-7)   # each term within 2^-8 of itself
 
 
 @needs_compiler

@@ -48,7 +48,7 @@ class CpuKernels:
     def __init__(self, library: ctypes.CDLL):
         self._softmax = library.wan21_softmax_bf16
         self._softmax.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_int]
-        self._softmax.restype = None
+        self._softmax.restype = ctypes.c_int
         self._layer_norm = library.wan21_layer_norm_bf16
         self._layer_norm.argtypes = [ctypes.c_void_p, ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
                                      ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p, ctypes.c_int]
@@ -58,18 +58,18 @@ class CpuKernels:
                                    ctypes.c_void_p, ctypes.c_float, ctypes.c_void_p, ctypes.c_long, ctypes.c_long,
                                    ctypes.c_int]
         self._rms_rope.restype = None
-        self.max_cols = int(library.wan21_softmax_max_cols())
 
     def softmax_accepts(self, scores: torch.Tensor) -> bool:
         return (scores.dtype == torch.bfloat16 and scores.device.type == "cpu" and scores.is_contiguous()
-                and 0 < scores.shape[-1] <= self.max_cols)
+                and scores.numel() > 0)
 
-    def softmax_(self, scores: torch.Tensor, bias: torch.Tensor | None) -> None:
-        """softmax(scores + bias) in place over the last dimension; bias [L] (any float dtype) or None."""
+    def softmax_(self, scores: torch.Tensor, bias: torch.Tensor | None) -> bool:
+        """softmax(scores + bias) in place over the last dimension; bias [L] (any float dtype) or None.
+        False (nothing written) when the kernel could not allocate its fp32 scratch rows."""
         cols = scores.shape[-1]
         bias = None if bias is None else bias.to(torch.float32).contiguous()
-        self._softmax(scores.data_ptr(), None if bias is None else bias.data_ptr(), scores.numel() // cols, cols,
-                      torch.get_num_threads())
+        return self._softmax(scores.data_ptr(), None if bias is None else bias.data_ptr(), scores.numel() // cols,
+                             cols, torch.get_num_threads()) == 0
 
     @staticmethod
     def layer_norm_accepts(x: torch.Tensor) -> bool:
@@ -170,7 +170,8 @@ def _self_test(kernels: CpuKernels) -> None:
     scores = (torch.randn(37, 301, generator=g) * 6).to(torch.bfloat16)
     bias = torch.randn(301, generator=g)
     expected_softmax = torch.softmax(scores.float() + bias, dim=-1)
-    kernels.softmax_(scores, bias)
+    if not kernels.softmax_(scores, bias):
+        raise RuntimeError("self-test: the softmax kernel could not allocate its scratch rows")
     x, weight, shift = torch.randn(29, 96, generator=g) * 3 + 1, torch.randn(96, generator=g), torch.randn(96, generator=g)
     y = torch.randn(5, 2, 8, generator=g).to(torch.bfloat16).float()
     turns = torch.polar(torch.ones(5, 1, 4), torch.randn(5, 1, 4, generator=g))
@@ -241,8 +242,7 @@ def softmax_(scores: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Te
     torch.softmax (bias added in the scores' dtype first).
     """
     kernels = _for_cpu_bf16(scores) if scores.dtype == torch.bfloat16 else None
-    if kernels is not None and kernels.softmax_accepts(scores):
-        kernels.softmax_(scores, bias)
+    if kernels is not None and kernels.softmax_accepts(scores) and kernels.softmax_(scores, bias):
         return scores
     if bias is not None:
         scores.add_(bias.to(scores.dtype))

@@ -19,9 +19,8 @@
  */
 #include <stdint.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
-
-#define MAX_COLS 16384
 
 static inline float bf16_to_float(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
@@ -71,17 +70,26 @@ static void softmax_row(uint16_t *row, const float *bias, long cols, float *e) {
         row[j] = float_to_bf16(e[j] * inv);
 }
 
-int wan21_softmax_max_cols(void) { return MAX_COLS; }
-
-/* x [rows, cols] bf16, contiguous, cols <= MAX_COLS; bias [cols] fp32 or NULL. */
-void wan21_softmax_bf16(uint16_t *x, const float *bias, long rows, long cols, int threads) {
+/* x [rows, cols] bf16, contiguous; bias [cols] fp32 or NULL. Returns 0, or 1 (nothing written) when a
+ * thread's fp32 scratch row cannot be allocated. */
+int wan21_softmax_bf16(uint16_t *x, const float *bias, long rows, long cols, int threads) {
+    int failed = 0;
     #pragma omp parallel num_threads(threads)
     {
-        float e[MAX_COLS];
-        #pragma omp for schedule(static)
-        for (long r = 0; r < rows; r++)
-            softmax_row(x + r * cols, bias, cols, e);
+        float *e = malloc((size_t)cols * sizeof *e);
+        if (!e) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        if (!failed) {
+            #pragma omp for schedule(static)
+            for (long r = 0; r < rows; r++)
+                softmax_row(x + r * cols, bias, cols, e);
+        }
+        free(e);
     }
+    return failed;
 }
 
 /* x [rows, cols] fp32 and out [rows, cols] bf16, both contiguous; weight, bias [cols] fp32 or both NULL. */
