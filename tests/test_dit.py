@@ -218,14 +218,22 @@ def test_cast_weights_keeps_the_fp32_modules(models):
     assert model.compute_dtype == torch.bfloat16
 
 
-def test_bf16_stays_within_the_peers_bf16_gap(models, inputs):
+def bf16_twin_run(models, inputs):
+    """(bf16 twin of the i2v model, a call running a model on the test inputs, the fp32 output)."""
     fp32 = models["i2v"]
     bf16 = WanModel(fp32.config).eval()
     bf16.load_state_dict(fp32.state_dict())
     bf16.cast_weights(torch.bfloat16)
     kw = model_kwargs("i2v", inputs)
-    ref = fp32(inputs["x"], inputs["t"], inputs["context"], **kw)
-    out = bf16(inputs["x"], inputs["t"], inputs["context"], **kw)
+
+    def run(model):
+        return model(inputs["x"], inputs["t"], inputs["context"], **kw)
+    return bf16, run, run(fp32)
+
+
+def test_bf16_stays_within_the_peers_bf16_gap(models, inputs):
+    bf16, run, ref = bf16_twin_run(models, inputs)
+    out = run(bf16)
     assert out.dtype == torch.float32
     assert rel_l2(out, ref) <= 0.9e-2     # PEER_NOTES §5.1: diffusers bf16 vs fp32 is 0.87e-2
 
@@ -234,15 +242,10 @@ def test_bf16_cpu_kernels_are_as_accurate_as_the_torch_path(models, inputs, monk
     """The compiled softmax / LayerNorm / RMS+RoPE kernels against the same bf16 model on plain torch ops."""
     if cpu_kernels.default_kernels() is None:
         pytest.skip(f"CPU kernels unavailable here: {cpu_kernels._state['reason']}")
-    fp32 = models["i2v"]
-    bf16 = WanModel(fp32.config).eval()
-    bf16.load_state_dict(fp32.state_dict())
-    bf16.cast_weights(torch.bfloat16)
-    kw = model_kwargs("i2v", inputs)
-    ref = fp32(inputs["x"], inputs["t"], inputs["context"], **kw)
-    with_kernels = bf16(inputs["x"], inputs["t"], inputs["context"], **kw)
+    bf16, run, ref = bf16_twin_run(models, inputs)
+    with_kernels = run(bf16)
     monkeypatch.setitem(cpu_kernels._state, "kernels", None)
-    plain = bf16(inputs["x"], inputs["t"], inputs["context"], **kw)
+    plain = run(bf16)
     assert not torch.equal(with_kernels, plain)                      # the kernels did run
     assert rel_l2(with_kernels, ref) <= 1.1 * rel_l2(plain, ref)
 
