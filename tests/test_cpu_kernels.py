@@ -128,6 +128,15 @@ def test_disabled_kernel_falls_back_with_a_reason(monkeypatch, tmp_path):
     assert cpu_kernels.load_kernels(cache_dir=tmp_path) == (None, "WAN21_CPU_KERNELS=0")
 
 
+def test_kernels_are_not_built_where_they_could_not_share_torchs_thread_pool(monkeypatch, tmp_path):
+    monkeypatch.setattr(cpu_kernels.platform, "system", lambda: "Windows")
+    assert cpu_kernels.load_kernels(cache_dir=tmp_path)[1].startswith("the compiled kernel is built on Linux only")
+    monkeypatch.setattr(cpu_kernels.platform, "system", lambda: "Linux")
+    monkeypatch.setattr(torch.__config__, "parallel_info", lambda: "ATen parallel backend: native thread pool")
+    assert cpu_kernels.load_kernels(cache_dir=tmp_path) == (None, "torch's parallel backend is not OpenMP")
+    assert list(tmp_path.iterdir()) == []
+
+
 @needs_compiler
 def test_a_failing_compiler_is_reported_not_raised(tmp_path):
     kernel, reason = cpu_kernels.load_kernels(compiler=shutil.which("false"), cache_dir=tmp_path)
