@@ -8,6 +8,12 @@
 - `layer_norm_bf16(x, eps, weight, bias)`: LayerNorm of fp32 rows (fp32 statistics, optional fp32
   affine: the modulation or norm3's parameters) written straight as bf16, in one pass where torch
   takes the norm and then a conversion (0.21 ms against 0.38 ms for 2100 × 512 on 2 threads).
+- `try_rms_rope_(out, y, weight, eps, rotations)`: the attention's q/k epilogue, RMSNorm over the
+  full projection width, the norm weight and RoPE, from the bf16 projection straight into the
+  head-major bf16 q/k buffer, where torch needs a conversion to fp32, the norm, a complex multiply
+  and a strided conversion back.
+Together they take a bf16 CFG step of the medium DiT on 2 threads from 1.26–1.30× to 1.11–1.21×
+its matmul floor (docs/benchmarks.md).
 
 The library is compiled once per machine and source with the system C compiler (`$CC`, else `cc`,
 `gcc` or `clang`; `-O3 -march=native -fopenmp`, under a second) into `$WAN21_KERNEL_CACHE`, else
@@ -16,7 +22,7 @@ pool: the library asks for `libgomp.so.1`, which the dynamic loader resolves to 
 already loaded (a second pool would fight torch's spinning workers for the cores). It is used only
 where all of this holds: Linux, torch's parallel backend is OpenMP, the build succeeds, one OpenMP
 runtime is mapped afterwards, and a self-test against torch passes. Otherwise, or with
-`WAN21_CPU_KERNELS=0`, both functions are plain torch, and the reason is logged once.
+`WAN21_CPU_KERNELS=0`, the same work runs on plain torch ops, and the reason is logged once.
 """
 from __future__ import annotations
 
@@ -43,7 +49,8 @@ BUILD_TIMEOUT_S = 120
 
 
 class CpuKernels:
-    """The loaded C library: `softmax_` and `layer_norm` on tensors that `*_accepts` says it can take."""
+    """The loaded C library: `softmax_`, `layer_norm` and `rms_rope_` on tensors that the matching
+    `*_accepts` takes."""
 
     def __init__(self, library: ctypes.CDLL):
         self._softmax = library.wan21_softmax_bf16
@@ -165,14 +172,15 @@ def _openmp_runtimes() -> set[str]:
 
 
 def _self_test(kernels: CpuKernels) -> None:
-    """Both kernels against torch in fp32 on random rows: every output within one bf16 rounding."""
+    """Each kernel against torch in fp32 on random rows: every output within one bf16 rounding."""
     g = torch.Generator().manual_seed(0)
     scores = (torch.randn(37, 301, generator=g) * 6).to(torch.bfloat16)
     bias = torch.randn(301, generator=g)
     expected_softmax = torch.softmax(scores.float() + bias, dim=-1)
     if not kernels.softmax_(scores, bias):
         raise RuntimeError("self-test: the softmax kernel could not allocate its scratch rows")
-    x, weight, shift = torch.randn(29, 96, generator=g) * 3 + 1, torch.randn(96, generator=g), torch.randn(96, generator=g)
+    x = torch.randn(29, 96, generator=g) * 3 + 1
+    weight, shift = torch.randn(96, generator=g), torch.randn(96, generator=g)
     y = torch.randn(5, 2, 8, generator=g).to(torch.bfloat16).float()
     turns = torch.polar(torch.ones(5, 1, 4), torch.randn(5, 1, 4, generator=g))
     rotated = torch.view_as_real(torch.view_as_complex(y.unflatten(-1, (4, 2))) * turns).flatten(-2)
@@ -231,7 +239,8 @@ def default_kernels() -> CpuKernels | None:
     return _state["kernels"]
 
 
-def _for_cpu_bf16(x: torch.Tensor) -> CpuKernels | None:
+def _kernels_for(x: torch.Tensor) -> CpuKernels | None:
+    """The library for a CPU tensor (None on other devices or where it is unavailable)."""
     return default_kernels() if x.device.type == "cpu" else None
 
 
@@ -241,7 +250,7 @@ def softmax_(scores: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Te
     Contiguous bf16 CPU scores go through the kernel (bias added in fp32), anything else through
     torch.softmax (bias added in the scores' dtype first).
     """
-    kernels = _for_cpu_bf16(scores) if scores.dtype == torch.bfloat16 else None
+    kernels = _kernels_for(scores) if scores.dtype == torch.bfloat16 else None
     if kernels is not None and kernels.softmax_accepts(scores) and kernels.softmax_(scores, bias):
         return scores
     if bias is not None:
@@ -254,7 +263,7 @@ def try_rms_rope_(out: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, eps:
     """The attention's q/k epilogue by the kernel: out [n, N, d] = RoPE(RMSNorm(y) · weight) for the bf16
     projection y [n, N·d], written through out's strides (e.g. into a head-major buffer); rotations
     [n, 1, d/2] complex64 or None. Returns False, writing nothing, where the kernel does not apply."""
-    kernels = _for_cpu_bf16(y) if y.dtype == torch.bfloat16 else None
+    kernels = _kernels_for(y) if y.dtype == torch.bfloat16 else None
     if kernels is None or not kernels.rms_rope_accepts(out, y, rotations):
         return False
     kernels.rms_rope_(out, y, weight, eps, rotations)
@@ -266,7 +275,7 @@ def layer_norm_bf16(x: torch.Tensor, eps: float, weight: torch.Tensor | None = N
     """LayerNorm over the last dimension of x in fp32, times weight plus bias (both or neither, [C] or
     broadcastable to it), returned as bf16. Contiguous fp32 CPU x goes through the kernel in one pass,
     anything else through F.layer_norm and a conversion."""
-    kernels = _for_cpu_bf16(x) if x.dtype == torch.float32 else None
+    kernels = _kernels_for(x) if x.dtype == torch.float32 else None
     if kernels is not None and kernels.layer_norm_accepts(x):
         return kernels.layer_norm(x, eps, weight, bias)
     if weight is not None:
