@@ -22,7 +22,7 @@ def within_one_rounding(out: torch.Tensor, exact: torch.Tensor) -> bool:
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory):
+def kernels(tmp_path_factory):
     kernels, reason = cpu_kernels.load_kernels(cache_dir=tmp_path_factory.mktemp("kernels"))
     assert kernels is not None, reason
     return kernels
@@ -42,45 +42,45 @@ def test_default_kernels_build_here_and_are_used(monkeypatch):
 @needs_compiler
 @pytest.mark.parametrize("shape,spread", [((5, 1), 1.0), ((7, 17), 1.0), ((3, 40, 2100), 4.0), ((4, 300), 60.0),
                                           ((2, 40000), 3.0)])
-def test_kernel_matches_the_exact_softmax(kernel, shape, spread):
+def test_kernel_matches_the_exact_softmax(kernels, shape, spread):
     g = torch.Generator().manual_seed(shape[-1])
     scores = (torch.randn(shape, generator=g) * spread).to(torch.bfloat16)
     exact = torch.softmax(scores.float(), dim=-1)
-    kernel.softmax_(scores, None)
+    kernels.softmax_(scores, None)
     assert within_one_rounding(scores, exact)
     assert torch.allclose(scores.float().sum(-1), torch.ones(shape[:-1]), atol=2**-7)   # each term within 2^-8 of itself
 
 
 @needs_compiler
-def test_kernel_adds_the_bias_in_fp32(kernel):
+def test_kernel_adds_the_bias_in_fp32(kernels):
     g = torch.Generator().manual_seed(3)
     scores = torch.randn(6, 98, generator=g).to(torch.bfloat16)
     bias = torch.zeros(98)
     bias[-1] = 5.9914645                                   # log(400): one key standing for 400 equal ones
     exact = torch.softmax(scores.float() + bias, dim=-1)
-    kernel.softmax_(scores, bias)
+    kernels.softmax_(scores, bias)
     assert within_one_rounding(scores, exact)
     assert float(scores[:, -1].float().min()) > 0.3        # without the bias it would be about 1/98
 
 
 @needs_compiler
-def test_equal_logits_and_huge_gaps_stay_exact(kernel):
+def test_equal_logits_and_huge_gaps_stay_exact(kernels):
     scores = torch.zeros(2, 64, dtype=torch.bfloat16)
     scores[1, 0] = 1000.0                                  # every other term is below 2^-100: zero after rounding
-    kernel.softmax_(scores, None)
+    kernels.softmax_(scores, None)
     assert torch.equal(scores[0], torch.full((64,), 1 / 64, dtype=torch.bfloat16))
     assert scores[1, 0] == 1.0 and float(scores[1, 1:].float().max()) < 1e-29
 
 
 @needs_compiler
 @pytest.mark.parametrize("rows,cols,affine", [(1, 1, False), (7, 96, True), (2100, 512, True), (33, 1280, False)])
-def test_layer_norm_kernel_matches_torch(kernel, rows, cols, affine):
+def test_layer_norm_kernel_matches_torch(kernels, rows, cols, affine):
     g = torch.Generator().manual_seed(cols)
     x = torch.randn(rows, cols, generator=g) * 4 + 3
     weight, bias = (torch.randn(cols, generator=g), torch.randn(cols, generator=g)) if affine else (None, None)
     exact = torch.nn.functional.layer_norm(x.double(), (cols,), *(None if t is None else t.double()
                                                                   for t in (weight, bias)), 1e-6)
-    got = kernel.layer_norm(x, 1e-6, weight, bias)
+    got = kernels.layer_norm(x, 1e-6, weight, bias)
     assert got.dtype == torch.bfloat16 and got.shape == x.shape
     assert bool(((got.double() - exact).abs() <= exact.abs() * 2**-8 + 1e-5).all())
     rounded = torch.nn.functional.layer_norm(x, (cols,), weight, bias, 1e-6).to(torch.bfloat16)
@@ -89,7 +89,7 @@ def test_layer_norm_kernel_matches_torch(kernel, rows, cols, affine):
 
 @needs_compiler
 @pytest.mark.parametrize("rotate", [True, False])
-def test_rms_rope_kernel_writes_the_torch_result_into_a_head_major_buffer(kernel, rotate):
+def test_rms_rope_kernel_writes_the_torch_result_into_a_head_major_buffer(kernels, rotate):
     rows, heads, head_dim, length = 50, 3, 128, 80
     g = torch.Generator().manual_seed(7)
     y = (torch.randn(rows, heads * head_dim, generator=g) * 5).to(torch.bfloat16)
@@ -97,7 +97,7 @@ def test_rms_rope_kernel_writes_the_torch_result_into_a_head_major_buffer(kernel
     turns = rope_table((5, 4, 4), head_dim, torch.device("cpu"))[10:10 + rows] if rotate else None
     buffer = head_major_empty(1, length, heads, head_dim, torch.bfloat16, torch.device("cpu"))[0]   # [L, N, d]
     buffer.fill_(7.0)
-    kernel.rms_rope_(buffer[20:20 + rows], y, weight, 1e-6, turns)
+    kernels.rms_rope_(buffer[20:20 + rows], y, weight, 1e-6, turns)
     exact = y.double() * torch.rsqrt(y.double().square().mean(-1, keepdim=True) + 1e-6) * weight.double()
     exact = exact.unflatten(-1, (heads, head_dim))
     if rotate:
