@@ -1,12 +1,14 @@
 """Cascaded upscaler: network layout, tiling seams, cascade planning, file formats, frame runner."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from wan21_core.upscale import (Cascade, CompactConfig, CompactSR, UpscaleModelError,
                                 load_cascade, load_stage, save_cascade, save_stage)
 from wan21_core.upscale.cascade import ResizeStep, RunStep
+from wan21_core.upscale.ensemble import ENSEMBLES, run_ensembled
 from wan21_core.upscale.network import config_from_state_dict
 from wan21_core.upscale.tiling import run_tiled, tile_starts
 from wan21_core.upscale.upscaler import upscale_frames
@@ -94,6 +96,61 @@ def test_tiling_seams_are_blended():
     err_blend, err_hard = (blended - full).abs(), (hard - full).abs()
     assert err_blend.max() < 0.5 * err_hard.max()
     assert err_blend.mean() < 0.25 * err_hard.mean()
+
+
+# --- self-ensemble -------------------------------------------------------------------------
+
+# (quarter turns, mirror first) of each copy, turned with numpy instead of the package's torch code
+NUMPY_COPIES = {1: [(0, False)], 2: [(0, False), (0, True)], 4: [(k, False) for k in range(4)],
+                8: [(k, flip) for flip in (False, True) for k in range(4)]}
+
+
+def _numpy_turn(a, k: int, flip: bool):
+    return np.rot90(a[..., ::-1] if flip else a, k, axes=(-2, -1)).copy()
+
+
+def _numpy_turn_back(a, k: int, flip: bool):
+    a = np.rot90(a, -k, axes=(-2, -1))
+    return (a[..., ::-1] if flip else a).copy()
+
+
+@pytest.mark.parametrize("size", sorted(ENSEMBLES))
+def test_self_ensemble_averages_the_turned_back_copies(size):
+    stage = Cascade([small_compact(conv=3, seed=5)]).stages[0]
+    x = torch.rand(2, 3, 12, 17)
+    copies = [(torch.from_numpy(_numpy_turn(x.numpy(), k, f)), k, f) for k, f in NUMPY_COPIES[size]]
+    expected = sum(torch.from_numpy(_numpy_turn_back(stage.run(c).numpy(), k, f))
+                   for c, k, f in copies) / size
+    got = run_ensembled(stage.run, x, size)
+    assert got.shape == (2, 3, 24, 34)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    if size > 1:  # a random net is not equivariant: the ensemble really changes the output
+        assert (got - stage.run(x)).abs().max() > 1e-3
+
+
+def test_self_ensemble_keeps_an_equivariant_stage_unchanged_and_tiles_exactly():
+    nearest = Cascade([CompactSR(CompactConfig(scale=2, num_feat=4, num_conv=1))]).stages[0]
+    torch.nn.init.zeros_(nearest.model.body[-1].weight)  # body off: output = nearest upsampling
+    torch.nn.init.zeros_(nearest.model.body[-1].bias)
+    x = torch.rand(1, 3, 9, 14)
+    for size in ENSEMBLES:
+        torch.testing.assert_close(run_ensembled(nearest.run, x, size), nearest.run(x))
+    stage = Cascade([small_compact(conv=2, seed=6)]).stages[0]  # radius 4 = overlap / 4
+    x = torch.rand(1, 3, 75, 61)
+    whole = run_ensembled(stage.run, x, 8)
+    tiled = run_tiled(stage, x, tile=40, overlap=16, device=torch.device("cpu"), ensemble=8)
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=2e-6)
+
+
+def test_self_ensemble_in_upscale_frames_and_bad_sizes():
+    cascade = Cascade([small_compact(seed=1)])  # one stage: its ensemble is the whole run's
+    frames = torch.rand(2, 20, 24, 3)
+    plain = upscale_frames(frames, cascade, scale=2)
+    mirrored = upscale_frames(frames, cascade, scale=2, self_ensemble=2)
+    by_hand = (plain + upscale_frames(frames.flip(2), cascade, scale=2).flip(2)) / 2
+    torch.testing.assert_close(mirrored, by_hand, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"self_ensemble must be one of \[1, 2, 4, 8\], found 3"):
+        upscale_frames(frames, cascade, scale=2, self_ensemble=3)
 
 
 # --- planning ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from .ensemble import run_ensembled
 from .stages import Stage
 
 
@@ -69,10 +70,12 @@ def _overlaps(starts: list[int], tile: int, length: int) -> list[tuple[int, int,
 
 
 def run_tiled(stage: Stage, image: torch.Tensor, tile: int, overlap: int,
-              device: torch.device, on_tile: Callable[[], None] | None = None) -> torch.Tensor:
+              device: torch.device, on_tile: Callable[[], None] | None = None,
+              ensemble: int = 1) -> torch.Tensor:
     """Apply ``stage`` to ``image [B, 3, H, W]`` tile by tile; returns ``[B, 3, sH, sW]``.
 
-    The result lives on ``image``'s device; each tile runs on ``device`` in the stage's dtype.
+    The result lives on ``image``'s device; each tile runs on ``device`` in the stage's dtype,
+    averaged over ``ensemble`` mirrored/rotated copies (`ensemble.run_ensembled`).
     ``on_tile`` is called after every tile (progress and cancellation).
     """
     check_tiling(tile, overlap)
@@ -80,7 +83,7 @@ def run_tiled(stage: Stage, image: torch.Tensor, tile: int, overlap: int,
     s = stage.scale
     dtype = stage.parameter.dtype
     if h <= tile and w <= tile:  # one tile: nothing to blend
-        result = stage.run(image.to(device=device, dtype=dtype))
+        result = run_ensembled(stage.run, image.to(device=device, dtype=dtype), ensemble)
         if on_tile is not None:
             on_tile()
         return result.to(device=image.device, dtype=torch.float32)
@@ -93,7 +96,8 @@ def run_tiled(stage: Stage, image: torch.Tensor, tile: int, overlap: int,
         wy = _ramp(th, up, down, s)
         for x, left, right in cols:
             piece = image[:, :, y:y + th, x:x + tw].to(device=device, dtype=dtype)
-            result = stage.run(piece).to(device=image.device, dtype=torch.float32)
+            result = run_ensembled(stage.run, piece, ensemble)
+            result = result.to(device=image.device, dtype=torch.float32)
             if result.shape[-2:] != (th * s, tw * s):
                 raise RuntimeError(f"stage {stage.name}: expected a ×{s} output of "
                                    f"{th * s}x{tw * s}, found {tuple(result.shape[-2:])}")

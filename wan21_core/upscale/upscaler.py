@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .cascade import Cascade, Plan, ResizeStep, RunStep
+from .ensemble import check_ensemble
 from .tiling import check_tiling, count_tiles, run_tiled
 
 MIN_TILE = 128
@@ -42,7 +43,7 @@ def _check_frames(frames: torch.Tensor) -> None:
 
 
 def _run_step(step: RunStep, images: torch.Tensor, tile: int, overlap: int,
-              device: torch.device, progress: _Progress) -> torch.Tensor:
+              device: torch.device, progress: _Progress, ensemble: int) -> torch.Tensor:
     """One stage over a batch; on CUDA out-of-memory, retry with halved tiles (down to 128)."""
     start, planned = progress.done, count_tiles(step.in_size, tile, overlap)
     while True:
@@ -52,7 +53,7 @@ def _run_step(step: RunStep, images: torch.Tensor, tile: int, overlap: int,
         def tick() -> None:
             progress.report(start + next(finished) * planned // actual)
         try:
-            return run_tiled(step.stage, images, tile, overlap, device, tick)
+            return run_tiled(step.stage, images, tile, overlap, device, tick, ensemble)
         except torch.cuda.OutOfMemoryError:
             if tile // 2 < MIN_TILE:
                 raise
@@ -64,7 +65,8 @@ def _run_step(step: RunStep, images: torch.Tensor, tile: int, overlap: int,
 def upscale_frames(frames: torch.Tensor, cascade: Cascade, scale: int | None = None,
                    target_height: int | None = None, tile: int = 512, overlap: int = 32,
                    batch: int = 4, callback: Callable[[int, int], None] | None = None,
-                   device: torch.device | str | None = None) -> torch.Tensor:
+                   device: torch.device | str | None = None,
+                   self_ensemble: int = 1) -> torch.Tensor:
     """Upscale ``frames [F, H, W, 3]`` (float, 0..1; ComfyUI IMAGE) with ``cascade``.
 
     Args:
@@ -77,12 +79,15 @@ def upscale_frames(frames: torch.Tensor, cascade: Cascade, scale: int | None = N
             processing (that is how ComfyUI's interrupt cancels).
         device: where the models run (default: where the cascade's weights are). Frames and
             the result stay on ``frames``' device; only tiles move.
+        self_ensemble: 1, 2, 4 or 8 mirrored/rotated copies of every tile averaged by each
+            stage (`ensemble.ENSEMBLES`): a little more fidelity for that many times the time.
 
     Returns:
         ``[F, H', W', 3]`` float32 in 0..1 on ``frames``' device.
     """
     _check_frames(frames)
     check_tiling(tile, overlap)
+    check_ensemble(self_ensemble)
     if batch < 1:
         raise ValueError(f"upscale_frames: batch must be >= 1, found {batch}")
     n, h, w, _ = frames.shape
@@ -99,6 +104,6 @@ def upscale_frames(frames: torch.Tensor, cascade: Cascade, scale: int | None = N
             if isinstance(step, ResizeStep):
                 images = resize(images, step.out_size)
             else:
-                images = _run_step(step, images, tile, overlap, device, progress)
+                images = _run_step(step, images, tile, overlap, device, progress, self_ensemble)
         out[first:first + batch] = images.permute(0, 2, 3, 1)
     return out
