@@ -393,6 +393,9 @@ def test_spandrel_upscale_model_in_our_upscaler(pack):
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
     (to_height,) = run(pack, "WanCascadedUpscaler", mode="to height", **(upscale | {"target_height": 60}))
     assert to_height.shape == (3, 60, 100, 3)
+    (mirrored,) = run(pack, "WanCascadedUpscaler", mode="x2", self_ensemble="mirror (2x time)", **upscale)
+    flipped = torch.cat([descriptor(f[None].permute(0, 3, 1, 2).flip(3)).flip(3) for f in frames])
+    torch.testing.assert_close(mirrored, (expected + flipped.permute(0, 2, 3, 1)) / 2, rtol=0, atol=1e-6)
     assert next(descriptor.model.parameters()).device == torch.device("cpu")
 
 
