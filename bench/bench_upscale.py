@@ -6,6 +6,7 @@ architecture with random weights (ESRGAN RRDBNet, 23 blocks, 64 features: the ES
 Real-ESRGAN x4plus generator).
 
     .venv/bin/python bench/bench_upscale.py [--threads 2] [--reps 5] [--sections photos,video,speed]
+        [--self-ensemble 2,4,8]
     python3 bench/bench_upscale.py --gpu   # on a CUDA machine: GPU timings of the cascade
 
 Photos: skimage astronaut, coffee, chelsea, rocket (+ opencv-doc baboon, fruits when
@@ -40,11 +41,11 @@ SPEED_INPUT = (240, 416)  # LR frame for the per-pixel speed (a 480×832 output 
 ESRGAN_MACS = 17.9e6  # per LR pixel of RRDB-23 ×4 (counted with conv hooks)
 
 
-def _upscaler(cascade, scale: int):
+def _upscaler(cascade, scale: int, ensemble: int = 1):
     def run(lr: np.ndarray) -> np.ndarray:
         frames = torch.from_numpy(lr.copy()).float().div(255)
         out = upscale_frames(frames[None] if lr.ndim == 3 else frames, cascade, scale=scale,
-                             tile=512, overlap=32, batch=4)
+                             tile=512, overlap=32, batch=4, self_ensemble=ensemble)
         out = to_uint8(out.permute(0, 3, 1, 2))
         return out[0] if lr.ndim == 3 else out
     return run
@@ -58,19 +59,24 @@ def _pil(method):
     return run
 
 
-def methods(cascades: dict, scale: int) -> dict:
-    """name → function(lr uint8, hr size) → upscaled uint8."""
+def methods(cascades: dict, scale: int, ensembles: tuple[int, ...] = ()) -> dict:
+    """name → function(lr uint8, hr size) → upscaled uint8; ``ensembles``: extra rows of the
+    first (PSNR) cascade with that many self-ensemble copies."""
     table = {"bicubic": _pil(Image.Resampling.BICUBIC), "Lanczos": _pil(Image.Resampling.LANCZOS)}
-    for name, cascade in cascades.items():
-        run = _upscaler(cascade, scale)
-        table[f"ours {name} ×{scale}"] = lambda lr, size, run=run: run(lr)
+    runs = [(f"ours {name} ×{scale}", _upscaler(cascade, scale))
+            for name, cascade in cascades.items()]
+    first_name, first = next(iter(cascades.items()))
+    runs += [(f"ours {first_name} ×{scale}, self-ensemble {n}", _upscaler(first, scale, n))
+             for n in ensembles]
+    for method, run in runs:
+        table[method] = lambda lr, size, run=run: run(lr)
     return table
 
 
-def photo_table(cascades: dict, scale: int) -> list[str]:
+def photo_table(cascades: dict, scale: int, ensembles: tuple[int, ...] = ()) -> list[str]:
     photos = held_out_photos()
     rows, per_image = [], {}
-    for method, fn in methods(cascades, scale).items():
+    for method, fn in methods(cascades, scale, ensembles).items():
         scores = []
         for name, photo in photos:
             hr = mod_crop(photo, scale)
@@ -90,7 +96,7 @@ def photo_table(cascades: dict, scale: int) -> list[str]:
     return head + rows + detail
 
 
-def video_table(cascades: dict) -> list[str]:
+def video_table(cascades: dict, ensembles: tuple[int, ...] = ()) -> list[str]:
     lines = ["**×2 video** (from bicubic-downsampled frames; E_warp ×1e-3 with the ground "
              "truth's DIS flow)", "",
              "| clip | method | PSNR-Y (dB) | E_warp | flicker | |flicker − GT| |",
@@ -103,7 +109,7 @@ def video_table(cascades: dict) -> list[str]:
         gt_flicker = flicker_index(hr)
         lines.append(f"| {clip_name} | ground truth | – | {warping_error(hr, flows=flows):.3f} | "
                      f"{gt_flicker:.3f} | 0 |")
-        for method, fn in methods(cascades, 2).items():
+        for method, fn in methods(cascades, 2, ensembles).items():
             if method == "Lanczos":
                 continue
             sr = fn(lr, hr.shape[1:3])
@@ -133,6 +139,8 @@ def speed_table(cascade, reps: int) -> list[str]:
     community = _community_model()
     fns = {"stage": lambda: a(lr), "enhancer": lambda: e(hr),
            "x2 tiled": lambda: upscale_frames(frames, cascade, scale=2, tile=512, overlap=32),
+           "x2 mirror": lambda: upscale_frames(frames, cascade, scale=2, tile=512, overlap=32,
+                                               self_ensemble=2),
            "esrgan": lambda: community(small)}
     with torch.inference_mode():
         t = interleaved(fns, reps)
@@ -144,6 +152,8 @@ def speed_table(cascade, reps: int) -> list[str]:
              t["enhancer"].n_quiet),
             ("ours ×2 end to end (tiled 512/32, stage + enhancer)", t["x2 tiled"].median / px,
              macs_a + macs_e, t["x2 tiled"].n_quiet),
+            ("the same, self-ensemble 2 (mirror)", t["x2 mirror"].median / px,
+             2 * (macs_a + macs_e), t["x2 mirror"].n_quiet),
             ("ESRGAN RRDB-23 ×4, random weights (speed only)", t["esrgan"].median / small_px,
              ESRGAN_MACS, t["esrgan"].n_quiet)]
     lines = [f"**Speed, {torch.get_num_threads()} CPU threads** ({machine_line()}; LR input "
@@ -194,7 +204,11 @@ def main() -> None:
                     help="comma-separated subset of photos, video, speed")
     ap.add_argument("--gpu", action="store_true", help="GPU timings only")
     ap.add_argument("--cascade", default=None, help="PSNR cascade file (default: shipped)")
+    ap.add_argument("--self-ensemble", default="",
+                    help="comma-separated copy counts (2, 4, 8): extra photo and video rows of "
+                         "the PSNR cascade with that self-ensemble")
     args = ap.parse_args()
+    ensembles = tuple(int(n) for n in args.self_ensemble.split(",") if n)
     psnr = load_cascade(args.cascade) if args.cascade else default_cascade("psnr")
     if args.gpu:
         print("\n".join(gpu_table(psnr)))
@@ -204,9 +218,10 @@ def main() -> None:
     sections = args.sections.split(",")
     tables = []
     if "photos" in sections:
-        tables += [lambda: photo_table(cascades, 2), lambda: photo_table(cascades, 4)]
+        tables += [lambda: photo_table(cascades, 2, ensembles),
+                   lambda: photo_table(cascades, 4, ensembles)]
     if "video" in sections:
-        tables.append(lambda: video_table(cascades))
+        tables.append(lambda: video_table(cascades, ensembles))
     if "speed" in sections:
         tables.append(lambda: speed_table(psnr, args.reps))
     for table in tables:

@@ -75,6 +75,15 @@ def test_psnr_cascade_beats_bicubic_on_opencv_held_out_photos(psnr_cascade):
     assert gain_over_bicubic(psnr_cascade, photos["fruits"][:256, :256], 2) > 2.0
 
 
+def test_self_ensemble_adds_fidelity_with_the_shipped_cascade(psnr_cascade):
+    for name, crop in CROPS.items():
+        hr = mod_crop(skimage_photo(name)[crop], 2)
+        lr = bicubic_downsample(hr, 2)
+        plain, mirrored = (psnr_y(upscale(psnr_cascade, lr, 2, self_ensemble=n), hr, 2)
+                           for n in (1, 2))
+        assert mirrored > plain + 0.02  # measured +0.08 (astronaut) and +0.04 dB (coffee)
+
+
 def test_tiles_are_seamless_with_the_shipped_stage(psnr_cascade):
     lr = bicubic_downsample(mod_crop(skimage_photo("coffee"), 2), 2)[:128, :128]
     whole = upscale(psnr_cascade, lr, 2, tile=512).astype(int)
