@@ -3,7 +3,7 @@
 A stage is run on mirrored and rotated copies of its input; each output is turned back and the
 results are averaged (EDSR's "self-ensemble", chaiNNer's "TTA"). A convolutional upscaler is not
 exactly equivariant to these transforms, so the average cancels part of its error: on the
-held-out photos the shipped PSNR cascade gains about +0.08 dB at ×2 with 2 copies and +0.13 dB
+held-out photos the shipped PSNR cascade gains about +0.08 dB at ×2 with 2 copies and +0.12 dB
 with all 8 (docs/benchmarks.md), at 2–8 times the time.
 """
 from __future__ import annotations
