@@ -353,9 +353,11 @@ def test_fused_bf16_linear_gelu_rounds_once(monkeypatch):
         plain = linear(layer16, x16)
     assert fused.dtype == plain.dtype == torch.bfloat16
     assert torch.equal(plain, layer16(x16).detach())            # no activation: same values as the layer
-    assert rel_l2(fused.float(), exact) <= 3e-3
-    if onednn_linear_available():
+    if onednn_linear_available():   # CPUs without bf16 inner products (AVX2 only) run the unfused path
+        assert rel_l2(fused.float(), exact) <= 3e-3
         assert rel_l2(fused.float(), exact) < rel_l2(unfused.float(), exact)
+    else:
+        assert torch.equal(fused, unfused)
     with torch.enable_grad():                                   # autograd: the plain layer call
         assert linear(layer16, x16).requires_grad
     monkeypatch.setattr(dit_ops, "onednn_linear_available", lambda: False)   # a torch without the op
