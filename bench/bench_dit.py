@@ -24,8 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import interleaved, machine_line, matmul_rate, peak_rss_mb, set_threads  # noqa: E402
-from wan21_core.configs import DiTConfig  # noqa: E402
-from wan21_core.dit import WanModel  # noqa: E402
+from wan21_core.models import DiTConfig, WanModel  # noqa: E402
 
 MEDIUM = DiTConfig(model_type="i2v", in_dim=36, dim=512, ffn_dim=2048, num_heads=4, num_layers=8)
 LATENT = (21, 20, 20)          # latent frames, rows, columns (81 frames at 160×160): 2100 tokens

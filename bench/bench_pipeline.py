@@ -21,12 +21,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench._common import machine_line, set_threads  # noqa: E402
 from bench.bench_dit import MEDIUM  # noqa: E402
 from wan21_core import tiny  # noqa: E402
-from wan21_core.configs import VAEConfig  # noqa: E402
-from wan21_core.dit import WanModel  # noqa: E402
-from wan21_core.image_encoder import ImageEncoder, clip_hf_to_official, clip_vit_h14_config  # noqa: E402
+from wan21_core.models.configs import VAEConfig  # noqa: E402
+from wan21_core.models.dit.model import WanModel  # noqa: E402
+from wan21_core.models.image_encoder import ImageEncoder, clip_hf_to_official, clip_vit_h14_config  # noqa: E402
 from wan21_core.pipeline import I2VPipeline  # noqa: E402
-from wan21_core.text_encoder import TextEncoder, t5_hf_to_official, umt5_xxl_config  # noqa: E402
-from wan21_core.vae import WanVAE  # noqa: E402
+from wan21_core.models.text_encoder.model import TextEncoder, t5_hf_to_official, umt5_xxl_config  # noqa: E402
+from wan21_core.models.vae.model import WanVAE  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -27,13 +27,12 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import interleaved, machine_line, set_threads  # noqa: E402
-from wan21_core.upscale import default_cascade, load_cascade  # noqa: E402
-from wan21_core.upscale.data import (bicubic_downsample, held_out_photos, mod_crop,  # noqa: E402
+from wan21_core.upscale import default_cascade, load_cascade, upscale_frames  # noqa: E402
+from wan21_core.upscale.training.data import (bicubic_downsample, held_out_photos, mod_crop,  # noqa: E402
                                      read_clip, resize_uint8, to_uint8)
 from wan21_core.upscale.metrics import (flicker_index, psnr_y, reference_flows,  # noqa: E402
                                         sharpness, ssim_y, warping_error)
 from wan21_core.upscale.network import macs_per_input_pixel  # noqa: E402
-from wan21_core.upscale.upscaler import upscale_frames  # noqa: E402
 from PIL import Image  # noqa: E402
 
 BIKES_SHOT = slice(76, 136)

@@ -20,9 +20,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import current_rss_mb, interleaved, machine_line, set_threads  # noqa: E402
-from wan21_core.configs import VAEConfig  # noqa: E402
 from wan21_core import tiny  # noqa: E402
-from wan21_core.vae import WanVAE  # noqa: E402
+from wan21_core.models import VAEConfig, WanVAE  # noqa: E402
 
 
 def random_vae(base_dim: int, seed: int = 0) -> WanVAE:

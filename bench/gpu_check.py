@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.bench_dit import (MEDIUM, build_ours, make_inputs, random_official_state, rel_l2,  # noqa: E402
                              step_flops)
-from wan21_core.configs import DiTConfig  # noqa: E402
+from wan21_core.models import DiTConfig  # noqa: E402
 
 LARGE = DiTConfig(model_type="i2v", in_dim=36, dim=1536, ffn_dim=8960, num_heads=12, num_layers=30)
 LARGE_LATENT = (21, 60, 104)
@@ -58,7 +58,7 @@ def diffusers_model(state: dict, config: DiTConfig, dtype: torch.dtype):
 
 def cuda_random_state(config: DiTConfig, seed: int) -> dict:
     """Random official-key weights drawn on the GPU (fast for 1.4 B parameters)."""
-    from wan21_core.dit import WanModel
+    from wan21_core.models import WanModel
 
     g = torch.Generator(CUDA).manual_seed(seed)
     with torch.device("meta"):
@@ -68,7 +68,7 @@ def cuda_random_state(config: DiTConfig, seed: int) -> dict:
 
 
 def ours_model(state: dict, config: DiTConfig, dtype: torch.dtype):
-    from wan21_core.dit import WanModel
+    from wan21_core.models import WanModel
 
     with torch.device("meta"):
         model = WanModel(config)

@@ -1,8 +1,8 @@
 """Text and image encoder nodes: they output ComfyUI's native CONDITIONING and CLIP_VISION_OUTPUT."""
 from __future__ import annotations
 
-from wan21_core.comfy_format import pad_text
-from wan21_core.image_encoder import CROP_MODES
+from wan21_core.models import CROP_MODES
+from wan21_core.sampling import pad_text
 
 from .base import WAN_IMAGE_ENCODER, WAN_T5, WanNode, tooltip
 

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from wan21_core.comfy_format import clip_features_of, fusion_extras, with_extras
-from wan21_core.conditioning import check_frames, conditioning_clip, frame_mask, plan_fusion
-from wan21_core.defaults import AREA_480P
-from wan21_core.image_encoder import ClipVisionOutput
+from wan21_core.models import ClipVisionOutput
+from wan21_core.sampling import (AREA_480P, check_frames, clip_features_of, conditioning_clip, frame_mask, fusion_extras,
+                                 plan_fusion, with_extras)
 
 from . import comfy_adapter as comfy
 from . import vae_bridge

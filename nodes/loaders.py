@@ -1,13 +1,11 @@
 """Loader nodes: a file from ComfyUI's model folders -> this pack's model objects."""
 from __future__ import annotations
 
-import os
 
 import torch
 
 from wan21_core import inspect_checkpoint, load_dit, load_image_encoder, load_text_encoder, load_vae
-from wan21_core.upscale import default_cascade, load_cascade
-from wan21_core.upscale.cascade import VARIANTS, WEIGHTS_DIR
+from wan21_core.upscale import default_cascade, default_cascade_path, load_cascade
 
 from . import comfy_adapter as comfy
 from .base import (WAN_DIT, WAN_IMAGE_ENCODER, WAN_T5, WAN_UPSCALER, WAN_VAE, ModelCache, WanNode,
@@ -157,6 +155,6 @@ class WanUpscalerLoader(WanNode):
     def execute(self, model_name):
         if model_name in BUILTIN_UPSCALERS:
             variant = BUILTIN_UPSCALERS[model_name]
-            return (self._cache.get(os.path.join(WEIGHTS_DIR, VARIANTS[variant]), (), lambda: default_cascade(variant)),)
+            return (self._cache.get(default_cascade_path(variant), (), lambda: default_cascade(variant)),)
         path = comfy.model_path("upscale", model_name)
         return (self._cache.get(path, (), lambda: load_cascade(path)),)

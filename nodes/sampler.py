@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from wan21_core.comfy_format import from_comfy_conditioning
-from wan21_core.conditioning import denormalize_latent, normalize_latent
-from wan21_core.preview import preview_image
-from wan21_core.sampler import CFG_MODES, SamplingOptions, make_noise, sample
-from wan21_core.sigmas import SCHEDULE_KINDS
-from wan21_core.solvers import SOLVERS
+from wan21_core.sampling import (CFG_MODES, SCHEDULE_KINDS, SOLVERS, SamplingOptions, denormalize_latent,
+                                 from_comfy_conditioning, make_noise, normalize_latent, preview_image, sample)
 
 from . import comfy_adapter as comfy
 from .base import WAN_DIT, WanNode, tooltip

@@ -1,8 +1,7 @@
 """Wan Cascaded Upscaler: progressive x2 super-resolution stages + detail enhancer, tiled."""
 from __future__ import annotations
 
-from wan21_core.upscale import Cascade
-from wan21_core.upscale.upscaler import upscale_frames
+from wan21_core.upscale import Cascade, upscale_frames
 
 from . import comfy_adapter as comfy
 from .base import ANY_UPSCALER, WanNode, tooltip

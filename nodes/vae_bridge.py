@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from wan21_core.images import to_unit
+from wan21_core.media import to_unit
 
 from .placement import ModelHandle
 

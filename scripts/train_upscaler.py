@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from wan21_core.upscale.train import PHASES, STAGE_INITS, TrainConfig, train_cascade  # noqa: E402
+from wan21_core.upscale.training.train import PHASES, STAGE_INITS, TrainConfig, train_cascade  # noqa: E402
 
 
 def _per_phase(text: str | None, cast) -> dict | None:

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import save_file
 
 from wan21_core import tiny
-from wan21_core.fp8 import quantize
+from wan21_core.checkpoints.fp8 import quantize
 
 FP8 = torch.float8_e4m3fn
 RELEASE_T5 = "models_t5_umt5-xxl-enc-bf16.pth"
@@ -185,8 +185,8 @@ def _write_diffusers_pipeline(out: CheckpointSet, folder: str) -> None:
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers, convert_wan_vae_to_diffusers
     from transformers import CLIPVisionModel, UMT5EncoderModel
 
-    from wan21_core.image_encoder import clip_official_to_hf
-    from wan21_core.text_encoder import t5_official_to_hf
+    from wan21_core.models.image_encoder import clip_official_to_hf
+    from wan21_core.models.text_encoder.model import t5_official_to_hf
 
     _save_pretrained(lambda: WanTransformer3DModel(**_diffusers_dit_config("i2v")),
                      convert_wan_transformer_to_diffusers(dict(out.reference["dit_i2v"])),

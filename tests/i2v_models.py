@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from wan21_core import tiny
-from wan21_core.conditioning import I2VConditioning, frame_mask, keep_flags
-from wan21_core.dit import WanModel
-from wan21_core.image_encoder import ImageEncoder
-from wan21_core.text_encoder import TextEncoder
-from wan21_core.vae import WanVAE
+from wan21_core.sampling.conditioning import I2VConditioning, frame_mask, keep_flags
+from wan21_core.models.dit.model import WanModel
+from wan21_core.models.image_encoder import ImageEncoder
+from wan21_core.models.text_encoder.model import TextEncoder
+from wan21_core.models.vae.model import WanVAE
 
 
 @dataclass

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from wan21_core import cli, tiny
-from wan21_core.video_io import read_video
+from wan21_core.media.video import read_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

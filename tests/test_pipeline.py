@@ -25,10 +25,10 @@ from PIL import Image
 
 from i2v_models import rel_l2, tiny_dit, tiny_models
 from wan21_core import tiny
-from wan21_core.defaults import NEGATIVE_PROMPT_FLF2V, NEGATIVE_PROMPT_I2V
-from wan21_core.image_encoder import clip_official_to_hf
+from wan21_core.sampling.defaults import NEGATIVE_PROMPT_FLF2V, NEGATIVE_PROMPT_I2V
+from wan21_core.models.image_encoder import clip_official_to_hf
 from wan21_core.pipeline import I2VPipeline
-from wan21_core.sampler import SamplingOptions, make_noise, sample
+from wan21_core.sampling.sampler import SamplingOptions, make_noise, sample
 
 E2E_TOL = 1e-4           # relative L2 of the decoded video (issue requirement)
 FRAMES, HEIGHT, WIDTH = 9, 64, 96

@@ -1,28 +1,28 @@
-"""Wan2.1 image-to-video in pure PyTorch: models, checkpoint loading, sampling, upscaling.
+"""Wan2.1 image-to-video in pure PyTorch: models, checkpoint loading, sampling, media, upscaling.
 
 This package never imports ComfyUI. Public names are resolved lazily so that importing the
 package (for instance while ComfyUI scans custom nodes) costs nothing until a model is used.
 """
 from importlib import import_module
 
-_EXPORTS = {
-    "DiTConfig": "configs",
-    "VAEConfig": "configs",
-    "LATENT_MEAN": "configs",
-    "LATENT_STD": "configs",
-    "load_dit": "loaders",
-    "load_vae": "loaders",
-    "load_text_encoder": "loaders",
-    "load_image_encoder": "loaders",
+_EXPORTS = {   # public name -> the sub-package (or module) that owns it
+    "DiTConfig": "models",
+    "VAEConfig": "models",
+    "LATENT_MEAN": "models.configs",
+    "LATENT_STD": "models.configs",
+    "load_dit": "checkpoints",
+    "load_vae": "checkpoints",
+    "load_text_encoder": "checkpoints",
+    "load_image_encoder": "checkpoints",
     "CheckpointError": "checkpoints",
     "inspect_checkpoint": "checkpoints",
     "I2VPipeline": "pipeline",
-    "I2VConditioning": "conditioning",
-    "build_conditioning": "conditioning",
-    "SamplingOptions": "sampler",
-    "sample": "sampler",
-    "make_schedule": "sigmas",
-    "make_solver": "solvers",
+    "I2VConditioning": "sampling",
+    "build_conditioning": "sampling",
+    "SamplingOptions": "sampling",
+    "sample": "sampling",
+    "make_schedule": "sampling",
+    "make_solver": "sampling",
     "Cascade": "upscale",
     "load_cascade": "upscale",
     "default_cascade": "upscale",

@@ -9,10 +9,10 @@ import tempfile
 
 import torch
 
-from .defaults import AREA_480P, AREA_720P, I2V_FRAMES, I2V_GUIDANCE, I2V_STEPS, FPS, default_shift
+from .sampling.defaults import AREA_480P, AREA_720P, I2V_FRAMES, I2V_GUIDANCE, I2V_STEPS, FPS, default_shift
 from .profiling import StageStats, stage
-from .sigmas import SCHEDULE_KINDS
-from .solvers import SOLVERS
+from .sampling.sigmas import SCHEDULE_KINDS
+from .sampling.solvers import SOLVERS
 
 DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16,
           "fp8": torch.float8_e4m3fn}
@@ -89,7 +89,7 @@ def _set_up_demo(args) -> None:
 
 def check_inputs(args) -> None:
     """Validate the frame count, the size and the images before any model is loaded."""
-    from .conditioning import plan_fusion
+    from .sampling.conditioning import plan_fusion
 
     plan_fusion(args.image, frames=args.frames, max_area=_max_area(args), width=args.width, height=args.height,
                 end_image=args.end_image)
@@ -154,7 +154,7 @@ class _progress:
 
 
 def _write_outputs(frames: torch.Tensor, args) -> None:
-    from .video_io import write_mp4, write_png_frames, write_webp
+    from .media.video import write_mp4, write_png_frames, write_webp
 
     print("wrote", write_mp4(frames, args.out, args.fps))
     if args.frames_dir:

@@ -10,12 +10,12 @@ from typing import Callable
 
 import torch
 
-from .conditioning import (I2VConditioning, denormalize_latent, encode_clip_features, encode_conditioning_clip,
+from .sampling.conditioning import (I2VConditioning, denormalize_latent, encode_clip_features, encode_conditioning_clip,
                            plan_fusion)
-from .defaults import AREA_480P, default_negative_prompt
-from .images import to_unit
+from .sampling.defaults import AREA_480P, default_negative_prompt
+from .media.images import to_unit
 from .profiling import StageStats, stage
-from .sampler import SamplerHooks, SamplingOptions, StepInfo, sample
+from .sampling.sampler import SamplerHooks, SamplingOptions, StepInfo, sample
 
 
 class I2VPipeline:

@@ -20,7 +20,7 @@ from typing import Mapping
 
 import torch
 
-from .configs import CLIP_HEAD_DIM, DiTConfig, VAEConfig
+from .models.configs import CLIP_HEAD_DIM, DiTConfig, VAEConfig
 
 TINY_SEED = 0
 TINY_VOCAB = 256           # T5 embedding rows; the tiny SentencePiece model has at most this many pieces
@@ -97,7 +97,7 @@ def _meta_shapes(module: torch.nn.Module) -> dict[str, tuple]:
 
 def tiny_dit_state_dict(model_type: str = "i2v", seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
     """Official-key float32 weights of `tiny_dit_config(model_type)`."""
-    from .dit import WanModel
+    from .models.dit.model import WanModel
 
     with torch.device("meta"):
         model = WanModel(tiny_dit_config(model_type))
@@ -106,7 +106,7 @@ def tiny_dit_state_dict(model_type: str = "i2v", seed: int = TINY_SEED) -> dict[
 
 def tiny_vae_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
     """Official-key (`Wan2.1_VAE.pth`) float32 weights of `tiny_vae_config()`."""
-    from .vae import WanVAE
+    from .models.vae.model import WanVAE
 
     with torch.device("meta"):
         model = WanVAE(tiny_vae_config())
@@ -117,7 +117,7 @@ def tiny_t5_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
     """Official-key (`models_t5_umt5-xxl-enc-bf16.pth`) float32 weights of `tiny_t5_config()`."""
     from transformers import UMT5EncoderModel
 
-    from .text_encoder import t5_hf_to_official
+    from .models.text_encoder.model import t5_hf_to_official
 
     with torch.device("meta"):
         model = UMT5EncoderModel(tiny_t5_config())
@@ -128,7 +128,7 @@ def tiny_clip_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
     """Official visual-tower weights (keys without `visual.`, `head` included) of `tiny_clip_config()`."""
     from transformers import CLIPVisionModel
 
-    from .image_encoder import clip_hf_to_official
+    from .models.image_encoder import clip_hf_to_official
 
     config = tiny_clip_config()
     with torch.device("meta"):
@@ -184,7 +184,7 @@ def spiece_tensor(model: bytes) -> torch.Tensor:
 
 def comfy_t5_tensors(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Official umT5 weights in ComfyUI's umt5_xxl layout: transformers names, `shared.weight` only."""
-    from .text_encoder import t5_official_to_hf
+    from .models.text_encoder.model import t5_official_to_hf
 
     hf = t5_official_to_hf(official)
     hf.pop("encoder.embed_tokens.weight", None)
@@ -194,7 +194,7 @@ def comfy_t5_tensors(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
 def comfy_clip_tensors(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Official CLIP visual weights in ComfyUI's clip_vision_h layout: `vision_model.` + transformers
     names, plus the unprefixed `visual_projection.weight`."""
-    from .image_encoder import clip_official_to_hf
+    from .models.image_encoder import clip_official_to_hf
 
     out = {}
     for key, tensor in clip_official_to_hf(official).items():

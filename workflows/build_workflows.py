@@ -25,7 +25,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
-from wan21_core.defaults import (AREA_480P, FPS, I2V_FRAMES, I2V_GUIDANCE, I2V_SHIFT,  # noqa: E402
+from wan21_core.sampling import (AREA_480P, FPS, I2V_FRAMES, I2V_GUIDANCE, I2V_SHIFT,  # noqa: E402
                                  I2V_STEPS, NEGATIVE_PROMPT_I2V)
 
 API_DIR = os.path.join(HERE, "api")

@@ -9,10 +9,10 @@ from safetensors.torch import save_file
 
 from factory import checkpoint_set  # noqa: F401  (session fixture)
 from wan21_core import CheckpointError, load_dit, load_image_encoder, load_text_encoder, load_vae, tiny
-from wan21_core import checkpoint_files
-from wan21_core.checkpoints import dit_config_from_shapes, inspect_checkpoint, open_checkpoint
-from wan21_core.fp8 import FP8Linear, dequantize, quantize
-from wan21_core.keymaps import (dit_diffusers_to_official, dit_official_to_diffusers, rename_keys,
+from wan21_core.checkpoints import files as checkpoint_files
+from wan21_core.checkpoints.checkpoint import dit_config_from_shapes, inspect_checkpoint, open_checkpoint
+from wan21_core.checkpoints.fp8 import FP8Linear, dequantize, quantize
+from wan21_core.checkpoints.keymaps import (dit_diffusers_to_official, dit_official_to_diffusers, rename_keys,
                                 vae_diffusers_to_official, vae_official_to_diffusers)
 
 

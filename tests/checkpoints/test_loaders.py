@@ -20,11 +20,11 @@ from safetensors.torch import load_file
 
 from factory import checkpoint_set  # noqa: F401  (session fixture)
 from wan21_core import load_dit, load_image_encoder, load_text_encoder, load_vae, tiny
-from wan21_core.dit import WanModel
-from wan21_core.fp8 import FP8Linear
-from wan21_core.image_encoder import ImageEncoder
-from wan21_core.text_encoder import TextEncoder
-from wan21_core.vae import WanVAE
+from wan21_core.models.dit.model import WanModel
+from wan21_core.checkpoints.fp8 import FP8Linear
+from wan21_core.models.image_encoder import ImageEncoder
+from wan21_core.models.text_encoder.model import TextEncoder
+from wan21_core.models.vae.model import WanVAE
 
 PROMPTS = ["a cat walks on the beach at sunset", "Ｆｕｌｌ－ｗｉｄｔｈ ① 東京 café"]
 LOSSLESS_DIT = ["official_index", "official_shard", "official_folder", "comfy_fp32", "comfy_fp16",
@@ -42,7 +42,7 @@ def _dit_inputs(model_type: str = "i2v") -> dict:
 
 
 def _reference_dit(state: dict) -> WanModel:
-    from wan21_core.checkpoints import dit_config_from_shapes
+    from wan21_core.checkpoints.checkpoint import dit_config_from_shapes
 
     with torch.device("meta"):
         model = WanModel(dit_config_from_shapes(state))
@@ -192,7 +192,7 @@ def test_t5_every_lossless_format_encodes_the_same(checkpoint_set, t5_reference,
 
 
 def test_t5_scaled_fp8_dequantises_exactly(checkpoint_set):
-    from wan21_core.text_encoder import t5_hf_to_official
+    from wan21_core.models.text_encoder.model import t5_hf_to_official
 
     path = checkpoint_set.t5["comfy_fp8_scaled"]
     raw = _independent_dequantisation(path)

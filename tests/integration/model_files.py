@@ -76,8 +76,8 @@ def _random_fp16(shapes: dict) -> dict:
 
 def full_size_vae_tensors() -> dict:
     """A random Wan2.1 VAE of the released size, official keys (= the Comfy `wan_2.1_vae` layout)."""
-    from wan21_core.configs import VAEConfig
-    from wan21_core.vae import WanVAE
+    from wan21_core.models.configs import VAEConfig
+    from wan21_core.models.vae.model import WanVAE
 
     with torch.device("meta"):
         model = WanVAE(VAEConfig())
@@ -88,7 +88,7 @@ def full_size_clip_vision_tensors() -> dict:
     """A random ViT-H/14 in the Comfy `clip_vision_h` layout (`vision_model.*` + `visual_projection`)."""
     from transformers import CLIPVisionModel
 
-    from wan21_core.image_encoder import clip_hf_to_official, clip_vit_h14_config
+    from wan21_core.models.image_encoder import clip_hf_to_official, clip_vit_h14_config
     from wan21_core.tiny import comfy_clip_tensors
 
     config = clip_vit_h14_config()

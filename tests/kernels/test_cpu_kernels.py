@@ -6,10 +6,10 @@ import shutil
 import pytest
 import torch
 
-from wan21_core import cpu_kernels
-from wan21_core.attention import attention
-from wan21_core.dit_ops import head_major_empty
-from wan21_core.rope import rope_table
+from wan21_core.kernels import cpu as cpu_kernels
+from wan21_core.models.dit.attention import attention
+from wan21_core.models.dit.ops import head_major_empty
+from wan21_core.models.dit.rope import rope_table
 
 needs_compiler = pytest.mark.skipif(
     platform.system() != "Linux" or cpu_kernels._compiler() is None or os.environ.get("WAN21_CPU_KERNELS") == "0",

@@ -9,14 +9,14 @@ import torch
 from diffusers import WanTransformer3DModel
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
-import wan21_core.attention as attention_module
-import wan21_core.cpu_kernels as cpu_kernels
-import wan21_core.dit_blocks as dit_blocks
-import wan21_core.dit_ops as dit_ops
-from wan21_core.attention import attention, available_backends, set_attention_backend
-from wan21_core.configs import DiTConfig
-from wan21_core.dit import WanModel
-from wan21_core.dit_ops import gelu_tanh_, linear, onednn_linear_available
+import wan21_core.models.dit.attention as attention_module
+import wan21_core.kernels.cpu as cpu_kernels
+import wan21_core.models.dit.blocks as dit_blocks
+import wan21_core.models.dit.ops as dit_ops
+from wan21_core.models.dit.attention import attention, available_backends, set_attention_backend
+from wan21_core.models.configs import DiTConfig
+from wan21_core.models.dit.model import WanModel
+from wan21_core.models.dit.ops import gelu_tanh_, linear, onednn_linear_available
 
 DIM, HEADS, LAYERS, FFN = 256, 2, 2, 512
 LATENT = (1, 16, 3, 6, 10)

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
 import spm_fixture
-from wan21_core.image_encoder import (ClipVisionOutput, ImageEncoder, clip_config_from_state_dict,
+from wan21_core.models.image_encoder import (ClipVisionOutput, ImageEncoder, clip_config_from_state_dict,
                                       clip_hf_to_official, clip_official_to_hf, clip_vit_h14_config, preprocess)
-from wan21_core.text_encoder import (TextEncoder, t5_config_from_state_dict, t5_hf_to_official,
+from wan21_core.models.text_encoder.model import (TextEncoder, t5_config_from_state_dict, t5_hf_to_official,
                                      t5_official_to_hf, umt5_xxl_config)
-from wan21_core.tokenizer import UMT5Tokenizer, clean_prompt
+from wan21_core.models.text_encoder.tokenizer import UMT5Tokenizer, clean_prompt
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)

@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from wan21_core.configs import LATENT_MEAN, LATENT_STD, VAEConfig
-from wan21_core.vae import WanVAE, vae_config_from_state_dict
-from wan21_core.vae_tiling import axis_spans, plan_tiles
+from wan21_core.models.configs import LATENT_MEAN, LATENT_STD, VAEConfig
+from wan21_core.models.vae.model import WanVAE, vae_config_from_state_dict
+from wan21_core.models.vae.tiling import axis_spans, plan_tiles
 
 TINY = VAEConfig(base_dim=8)
 

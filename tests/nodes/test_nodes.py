@@ -25,7 +25,7 @@ from wan21_core.upscale import CompactConfig, CompactSR, save_stage
 from wan21_core.upscale.cascade import VARIANTS, WEIGHTS_DIR
 from wan21_core.upscale.stages import stage_from_compact
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HEIGHT, WIDTH, LENGTH = 32, 48, 5                  # latent [1, 16, 2, 4, 6]: 12 DiT tokens
 LATENT = (1, 16, 2, HEIGHT // 8, WIDTH // 8)
 STEPS = 3

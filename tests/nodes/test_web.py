@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WEB_TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "web" / "tests").glob("*.test.mjs"))
 NODE = shutil.which("node")
 
@@ -53,8 +53,8 @@ def test_extension_matches_the_fusion_node(plugin):
         console.log(JSON.stringify({fps: frames.FPS, stride: frames.TEMPORAL_STRIDE, fusion: ui.FUSION_NODE,
                                     presets: presets.RESOLUTION_PRESETS, snapped: frames.snapLength(80, 1, 1025)}));
     """)
-    from wan21_core.configs import VAE_STRIDE
-    from wan21_core.defaults import FPS
+    from wan21_core.models.configs import VAE_STRIDE
+    from wan21_core.sampling.defaults import FPS
 
     assert js["fps"] == FPS and js["stride"] == VAE_STRIDE[0]
     required = plugin.NODE_CLASS_MAPPINGS[js["fusion"]].INPUT_TYPES()["required"]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from wan21_core.defaults import NEGATIVE_PROMPT_I2V
+from wan21_core.sampling.defaults import NEGATIVE_PROMPT_I2V
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKFLOWS = os.path.join(ROOT, "workflows")
 NAMES = ("wan21_i2v", "wan21_i2v_mixed", "wan21_i2v_upscale")
 MODEL_FOLDERS = ("diffusion_models", "text_encoders", "clip_vision", "vae", "upscale_models")

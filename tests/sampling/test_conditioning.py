@@ -1,4 +1,4 @@
-"""Fusion conditioning (wan21_core.conditioning) and the ComfyUI interchange (wan21_core.comfy_format).
+"""Fusion conditioning (wan21_core.sampling.conditioning) and the ComfyUI interchange (wan21_core.sampling.comfy_format).
 
 References: the size table and the mask construction of WAN21_SPEC §3 (written out here from the
 spec text), diffusers' `WanImageToVideoPipeline.prepare_latents` on the same VAE weights, and
@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from i2v_models import random_conditioning, rel_l2, tiny_models
-from wan21_core.comfy_format import from_comfy_conditioning, official_mask, pad_text, to_comfy_conditioning
-from wan21_core.conditioning import (build_conditioning, center_crop_to_aspect, check_frames, check_size,
+from wan21_core.sampling.comfy_format import from_comfy_conditioning, official_mask, pad_text, to_comfy_conditioning
+from wan21_core.sampling.conditioning import (build_conditioning, center_crop_to_aspect, check_frames, check_size,
                                      conditioning_clip, encode_conditioning_clip, frame_mask, keep_flags,
                                      normalize_latent, official_size, plan_fusion, seq_len, trim_context)
-from wan21_core.images import to_image_batch
+from wan21_core.media.images import to_image_batch
 
 # ------------------------------------------------------------------------------------ sizes
 

@@ -1,4 +1,4 @@
-"""The guided sampling loop (wan21_core.sampler) on the tiny i2v DiT.
+"""The guided sampling loop (wan21_core.sampling.sampler) on the tiny i2v DiT.
 
 The reference is a plain loop written here from WAN21_SPEC §7.2 / §7.4: integer timesteps of the
 official shifted schedule, two separate batch-1 forwards `dit(x, t, context=[ctx], clip_fea, y)` per
@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from i2v_models import CallCounter, random_conditioning, rel_l2, tiny_dit
-from wan21_core.configs import LATENT_MEAN, LATENT_STD
-from wan21_core.preview import latent_to_rgb, preview_image
-from wan21_core.sampler import SamplerHooks, SamplingOptions, make_noise, sample
-from wan21_core.sigmas import make_schedule
+from wan21_core.models.configs import LATENT_MEAN, LATENT_STD
+from wan21_core.sampling.preview import latent_to_rgb, preview_image
+from wan21_core.sampling.sampler import SamplerHooks, SamplingOptions, make_noise, sample
+from wan21_core.sampling.sigmas import make_schedule
 
 diffusers_schedulers = pytest.importorskip("diffusers.schedulers")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

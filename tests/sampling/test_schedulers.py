@@ -1,4 +1,4 @@
-"""Flow-matching schedules and solvers (wan21_core.sigmas, wan21_core.solvers).
+"""Flow-matching schedules and solvers (wan21_core.sampling.sigmas, wan21_core.sampling.solvers).
 
 References: the timesteps of the official Wan2.1 code quoted in WAN21_SPEC §7.2 / PEER_NOTES §1.4,
 diffusers' flow-mode schedulers (sigma and timestep arrays; step-by-step states on the same sigmas),
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from wan21_core.sigmas import OFFICIAL_SIGMA_MAX, Schedule, add_noise, make_schedule
-from wan21_core.solvers import SOLVERS, make_solver
+from wan21_core.sampling.sigmas import OFFICIAL_SIGMA_MAX, Schedule, add_noise, make_schedule
+from wan21_core.sampling.solvers import SOLVERS, make_solver
 
 diffusers_schedulers = pytest.importorskip("diffusers.schedulers")
 # diffusers' DPM-Solver builds an unused beta table through a NumPy-2-deprecated path.
@@ -351,7 +351,7 @@ def test_solver_errors():
 
 
 def test_core_scheduler_modules_do_not_import_diffusers():
-    root = pathlib.Path(__file__).resolve().parents[1] / "wan21_core"
+    root = pathlib.Path(__file__).resolve().parents[2] / "wan21_core" / "sampling"
     for name in ("sigmas.py", "solvers.py"):
         tree = ast.parse((root / name).read_text())
         modules = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]

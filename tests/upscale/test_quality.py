@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wan21_core.upscale import default_cascade, save_stage
-from wan21_core.upscale.data import (OPENCV_DIR, bicubic_downsample, held_out_photos, mod_crop,
+from wan21_core.upscale.training.data import (OPENCV_DIR, bicubic_downsample, held_out_photos, mod_crop,
                                      read_clip, resize_uint8, skimage_photo, to_uint8)
 from wan21_core.upscale.metrics import flicker_index, psnr_y, reference_flows, warping_error
 from wan21_core.upscale.upscaler import upscale_frames

@@ -20,8 +20,8 @@ from typing import Mapping
 
 import torch
 
-from .checkpoint_files import CheckpointError, ResolvedPath, TensorFiles, TensorMeta, resolve_path
-from .configs import DIT_HEAD_DIM, DiTConfig
+from .files import CheckpointError, ResolvedPath, TensorFiles, TensorMeta, resolve_path
+from ..models.configs import DIT_HEAD_DIM, DiTConfig
 from .fp8 import NOT_WEIGHTS, SCALE_WEIGHT_NAMES, SCALED_FP8_MARKER, dequantize, is_fp8, marker_storage_dtype
 from .keymaps import dit_diffusers_to_official, find_prefix, vae_diffusers_to_official
 
@@ -335,9 +335,9 @@ def _renamer(layout: _Layout, files: TensorFiles, prefix: str, resolved: Resolve
         blocks = resolved.config.get("num_res_blocks") or _diffusers_vae_res_blocks(files.keys(), prefix)
         return "key", lambda key: vae_diffusers_to_official(key, blocks)
     if layout.kind == "t5":
-        from .text_encoder import t5_hf_to_official
+        from ..models.text_encoder.model import t5_hf_to_official
         return "dict", t5_hf_to_official
-    from .image_encoder import clip_hf_to_official
+    from ..models.image_encoder import clip_hf_to_official
     return "dict", clip_hf_to_official
 
 
@@ -432,12 +432,12 @@ def detect_config(checkpoint: Checkpoint, num_heads: int | None = None):
         if checkpoint.kind == "dit":
             return dit_config_from_shapes(shapes, num_heads, checkpoint.path)
         if checkpoint.kind == "vae":
-            from .vae import vae_config_from_state_dict
+            from ..models.vae.model import vae_config_from_state_dict
             return vae_config_from_state_dict(shapes)
         if checkpoint.kind == "t5":
-            from .text_encoder import t5_config_from_state_dict
+            from ..models.text_encoder.model import t5_config_from_state_dict
             return t5_config_from_state_dict(shapes)
-        from .image_encoder import clip_config_from_state_dict
+        from ..models.image_encoder import clip_config_from_state_dict
         return clip_config_from_state_dict(shapes)
     except (KeyError, ValueError) as err:
         if isinstance(err, CheckpointError):
@@ -463,7 +463,7 @@ def _dtype_summary(checkpoint: Checkpoint) -> tuple[torch.dtype, torch.dtype | N
 def _tokenizer_folder_near(resolved: ResolvedPath) -> str | None:
     """A umT5 tokenizer folder next to the weights: the diffusers `tokenizer/` sibling of
     `text_encoder/`, the official `google/umt5-xxl/`, or the weights' own folder."""
-    from .tokenizer import SPIECE_FILE, TOKENIZER_JSON_FILE
+    from ..models.text_encoder.tokenizer import SPIECE_FILE, TOKENIZER_JSON_FILE
 
     folder = resolved.folder or os.path.dirname(os.path.abspath(resolved.files[0]))
     for candidate in (os.path.join(os.path.dirname(folder), "tokenizer"), os.path.join(folder, "tokenizer"),

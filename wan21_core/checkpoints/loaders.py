@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
-from .checkpoints import KIND_NAMES, Checkpoint, CheckpointError, dit_config_from_shapes, open_checkpoint
+from .checkpoint import KIND_NAMES, Checkpoint, CheckpointError, dit_config_from_shapes, open_checkpoint
 from .fp8 import FP8Linear, is_fp8, quantize, swap_linears_for_fp8
 
 __all__ = ["load_dit", "load_vae", "load_text_encoder", "load_image_encoder", "CheckpointError"]
@@ -49,7 +49,7 @@ def load_dit(path: PathLike, device: torch.device | str = "cpu", dtype: torch.dt
     num_heads: override the head count (default dim / 128, as in every released Wan2.1 DiT).
     compute_dtype: the dtype of the matmuls (default: the model's own default, bfloat16 for fp8).
     """
-    from .dit import WanModel
+    from ..models.dit.model import WanModel
 
     checkpoint = open_checkpoint(path, "dit")
     try:
@@ -106,7 +106,7 @@ def _check_model_type(path: str, config, require: str | Iterable[str] | None) ->
 
 def load_vae(path: PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = torch.float32):
     """Load the Wan2.1 VAE (`WanVAE`); dtype None keeps the stored dtype."""
-    from .vae import WanVAE, vae_config_from_state_dict
+    from ..models.vae.model import WanVAE, vae_config_from_state_dict
 
     checkpoint = open_checkpoint(path, "vae")
     try:
@@ -134,7 +134,7 @@ def load_text_encoder(path: PathLike, device: torch.device | str = "cpu",
     """
     from transformers import UMT5EncoderModel
 
-    from .text_encoder import TextEncoder, t5_config_from_state_dict, t5_hf_to_official
+    from ..models.text_encoder.model import TextEncoder, t5_config_from_state_dict, t5_hf_to_official
 
     _check_plain_dtype(dtype, "load_text_encoder")
     checkpoint = open_checkpoint(path, "t5")
@@ -164,7 +164,7 @@ def load_image_encoder(path: PathLike, device: torch.device | str = "cpu", dtype
     """Load the CLIP ViT-H/14 visual tower (`ImageEncoder`); dtype None: fp16 on CUDA, else fp32."""
     from transformers import CLIPVisionModel
 
-    from .image_encoder import ImageEncoder, clip_config_from_state_dict, clip_hf_to_official
+    from ..models.image_encoder import ImageEncoder, clip_config_from_state_dict, clip_hf_to_official
 
     device = torch.device(device)
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)

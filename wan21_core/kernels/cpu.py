@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "kernels" / "cpu_kernels.c"
+SOURCE = Path(__file__).parent / "cpu_kernels.c"
 CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
           "-fno-signed-zeros", "-ffinite-math-only", "-fopenmp", "-shared", "-fPIC")
 BUILD_TIMEOUT_S = 120

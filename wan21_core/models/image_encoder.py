@@ -27,7 +27,7 @@ from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from .configs import CLIP_HEAD_DIM
-from .keymaps import reject_unknown_keys
+from ..checkpoints.keymaps import reject_unknown_keys
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

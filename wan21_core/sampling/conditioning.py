@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .configs import LATENT_MEAN, LATENT_STD, PATCH_SIZE, TEXT_LEN, VAE_STRIDE
-from .images import resize_bicubic, to_image_batch, to_signed
+from ..models.configs import LATENT_MEAN, LATENT_STD, PATCH_SIZE, TEXT_LEN, VAE_STRIDE
+from ..media.images import resize_bicubic, to_image_batch, to_signed
 
 CELL = VAE_STRIDE[1] * PATCH_SIZE[1]   # 16 px: one DiT token in each spatial direction
 

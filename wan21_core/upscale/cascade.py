@@ -219,9 +219,14 @@ def load_cascade(path: str | os.PathLike) -> Cascade:
     return Cascade([build(e) for e in meta["stages"]], enhancer, meta.get("info"))
 
 
-def default_cascade(variant: str = "psnr") -> Cascade:
-    """The shipped cascade: ``"psnr"`` (default, highest fidelity) or ``"adversarial"``."""
+def default_cascade_path(variant: str = "psnr") -> str:
+    """The file of a shipped cascade: ``"psnr"`` (default, highest fidelity) or ``"adversarial"``."""
     if variant not in VARIANTS:
         raise ValueError(f"default_cascade: variant must be one of {sorted(VARIANTS)}, "
                          f"found {variant!r}")
-    return load_cascade(os.path.join(WEIGHTS_DIR, VARIANTS[variant]))
+    return os.path.join(WEIGHTS_DIR, VARIANTS[variant])
+
+
+def default_cascade(variant: str = "psnr") -> Cascade:
+    """The shipped cascade: ``"psnr"`` (default, highest fidelity) or ``"adversarial"``."""
+    return load_cascade(default_cascade_path(variant))

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from wan21_core.upscale import load_cascade
-from wan21_core.upscale import train as train_module
-from wan21_core.upscale.data import bicubic_downsample, skimage_photo
-from wan21_core.upscale.losses import PatchDiscriminator, VGGFeatureLoss, relativistic_losses
-from wan21_core.upscale.train import PatchSampler, TrainConfig, train_cascade
+from wan21_core.upscale.training import train as train_module
+from wan21_core.upscale.training.data import bicubic_downsample, skimage_photo
+from wan21_core.upscale.training.losses import PatchDiscriminator, VGGFeatureLoss, relativistic_losses
+from wan21_core.upscale.training.train import PatchSampler, TrainConfig, train_cascade
 
 pytest.importorskip("skimage")
 
@@ -78,7 +78,7 @@ def test_tiny_training_run_writes_loadable_cascades(tmp_path, monkeypatch):
 
 def test_kaiming_init_keeps_the_gradient_of_a_deep_stage_alive():
     from wan21_core.upscale.network import CompactConfig, CompactSR
-    from wan21_core.upscale.train import kaiming_init_
+    from wan21_core.upscale.training.train import kaiming_init_
 
     x = torch.rand(2, 3, 24, 24)
     grads = {}
@@ -123,7 +123,7 @@ def test_time_budget_fixes_a_total_that_fits_the_budget(monkeypatch):
 def test_plasma_wallpapers_are_opt_in_and_read_at_their_largest_size(tmp_path, monkeypatch):
     from PIL import Image
 
-    from wan21_core.upscale import data
+    from wan21_core.upscale.training import data
 
     photo = skimage_photo("astronaut")
     for name, sizes in (("Path", (64, 128)), ("Kite", (96,)), ("Canopee", (128,))):   # Canopee: a render
@@ -143,7 +143,7 @@ def test_plasma_wallpapers_are_opt_in_and_read_at_their_largest_size(tmp_path, m
 def test_lomiri_photos_are_opt_in_and_only_the_listed_ones(tmp_path, monkeypatch):
     from PIL import Image
 
-    from wan21_core.upscale import data
+    from wan21_core.upscale.training import data
 
     photo = skimage_photo("astronaut")
     # Fossa is one of the renders left out
@@ -159,7 +159,7 @@ def test_lomiri_photos_are_opt_in_and_only_the_listed_ones(tmp_path, monkeypatch
 
 
 def test_a_grown_stage_computes_the_same_and_its_new_channels_learn():
-    from wan21_core.upscale.growth import grow_compact
+    from wan21_core.upscale.training.growth import grow_compact
     from wan21_core.upscale.network import CompactConfig, CompactSR
 
     torch.manual_seed(0)

@@ -24,7 +24,7 @@ import importlib.util
 import torch
 import torch.nn.functional as F
 
-from .cpu_kernels import softmax_
+from ...kernels.cpu import softmax_
 
 _OPTIONAL_PACKAGES = {"flash_attn": "flash_attn", "sageattention": "sageattention"}
 BACKENDS = ("auto", "sdpa", "blocked", *_OPTIONAL_PACKAGES)

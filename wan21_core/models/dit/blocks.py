@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from .attention import attention
-from .cpu_kernels import try_rms_rope_
-from .dit_ops import (add_projection_, head_major_empty, layer_norm, linear, modulated_norm, residual_add, token_chunks,
+from ...kernels.cpu import try_rms_rope_
+from .ops import (add_projection_, head_major_empty, layer_norm, linear, modulated_norm, residual_add, token_chunks,
                       with_batch)
 from .rope import apply_rope_
 

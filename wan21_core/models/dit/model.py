@@ -54,8 +54,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .configs import DiTConfig
-from .dit_blocks import CrossKV, Head, ImageEmbedding, WanBlock
+from ..configs import DiTConfig
+from .blocks import CrossKV, Head, ImageEmbedding, WanBlock
 from .rope import rope_table
 
 _FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cpu_kernels import layer_norm_bf16
+from ...kernels.cpu import layer_norm_bf16
 
 TOKEN_CHUNK_ELEMENTS = {"cpu": 2**21}    # activation elements per token chunk, by device type ...
 TOKEN_CHUNK_ELEMENTS_DEFAULT = 2**26     # ... elsewhere only a bound on memory

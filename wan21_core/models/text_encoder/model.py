@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 import torch
 from transformers import UMT5Config, UMT5EncoderModel
 
-from .keymaps import reject_unknown_keys
+from ...checkpoints.keymaps import reject_unknown_keys
 from .tokenizer import TokenizerSource, UMT5Tokenizer
 
 # (official suffix, Hugging Face suffix) inside block i; see WAN21_SPEC §4.3.

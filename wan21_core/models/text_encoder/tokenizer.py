@@ -31,7 +31,7 @@ import sentencepiece
 import torch
 from tokenizers import Tokenizer
 
-from .configs import TEXT_LEN
+from ..configs import TEXT_LEN
 
 SPIECE_FILE = "spiece.model"
 TOKENIZER_JSON_FILE = "tokenizer.json"

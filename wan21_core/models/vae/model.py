@@ -28,9 +28,9 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn as nn
 
-from .configs import VAEConfig
-from .vae_blocks import CausalConv3d, Decoder3d, Encoder3d, FeatureCache
-from .vae_tiling import Tile, plan_tiles
+from ..configs import VAEConfig
+from .blocks import CausalConv3d, Decoder3d, Encoder3d, FeatureCache
+from .tiling import Tile, plan_tiles
 
 PixelSize = Union[int, tuple[int, int]]
 ProgressCallback = Callable[[int, int], None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .network import CompactConfig, CompactSR
+from ..network import CompactConfig, CompactSR
 
 NEW_PRELU_SLOPE = 0.25  # PyTorch's PReLU default, for the new channels of trained layers
 

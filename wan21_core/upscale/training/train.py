@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .cascade import Cascade, load_cascade, save_cascade
+from ..cascade import Cascade, load_cascade, save_cascade
 from .data import (bicubic_downsample, held_out_photos, mod_crop, resize_uint8, to_tensor, to_uint8,
                    training_photos)
 from .growth import grow_compact
 from .losses import (PatchDiscriminator, VGGFeatureLoss, charbonnier, feature_matching,
                      relativistic_losses)
-from .metrics import psnr_y
-from .network import ENHANCER_CONFIG, STAGE_CONFIG, CompactConfig, CompactSR, count_parameters
-from .stages import stage_from_compact
+from ..metrics import psnr_y
+from ..network import ENHANCER_CONFIG, STAGE_CONFIG, CompactConfig, CompactSR, count_parameters
+from ..stages import stage_from_compact
 
 PHASES = ("stage_a", "stage_b", "enhancer", "adversarial")
 
