@@ -23,9 +23,10 @@ from bench.bench_dit import MEDIUM  # noqa: E402
 from wan21_core import tiny  # noqa: E402
 from wan21_core.models.configs import VAEConfig  # noqa: E402
 from wan21_core.models.dit.model import WanModel  # noqa: E402
-from wan21_core.models.image_encoder import ImageEncoder, clip_hf_to_official, clip_vit_h14_config  # noqa: E402
+from wan21_core.checkpoints import image_encoder_from_state_dict, text_encoder_from_state_dict  # noqa: E402
+from wan21_core.models.image_encoder import clip_vit_h14_config  # noqa: E402
+from wan21_core.models.text_encoder import umt5_xxl_config  # noqa: E402
 from wan21_core.pipeline import I2VPipeline  # noqa: E402
-from wan21_core.models.text_encoder.model import TextEncoder, t5_hf_to_official, umt5_xxl_config  # noqa: E402
 from wan21_core.models.vae.model import WanVAE  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -48,10 +49,10 @@ def build_models(dit_dtype: torch.dtype) -> I2VPipeline:
     with torch.device("meta"):
         t5_shapes = shapes_of(UMT5EncoderModel(t5_config))
         clip_shapes = shapes_of(CLIPVisionModel(clip_vit_h14_config()))
-    t5_state = t5_hf_to_official(tiny.randomize({k: v for k, v in t5_shapes.items() if k != "encoder.embed_tokens.weight"}))
-    clip_state = clip_hf_to_official(tiny.randomize({k: v for k, v in clip_shapes.items() if "position_ids" not in k}))
-    text_encoder = TextEncoder.from_official_state_dict(t5_state, tiny.tiny_spiece_model(), dtype=torch.float32)
-    image_encoder = ImageEncoder.from_official_state_dict(clip_state)
+    t5_state = tiny.randomize({k: v for k, v in t5_shapes.items() if k != "encoder.embed_tokens.weight"})
+    clip_state = tiny.randomize({k.removeprefix("vision_model."): v for k, v in clip_shapes.items()})
+    text_encoder = text_encoder_from_state_dict(t5_state, tiny.tiny_spiece_model(), dtype=torch.float32)
+    image_encoder = image_encoder_from_state_dict(clip_state)
     return I2VPipeline(dit.eval().cast_weights(dit_dtype), vae.eval(), text_encoder, image_encoder)
 
 

@@ -1,6 +1,7 @@
 """Fixture factory: the SAME tiny random Wan2.1 weights written in every real checkpoint format.
 
-Weights come from `wan21_core.tiny` (official key names, every value exact in fp16 and bf16).
+Weights come from `wan21_core.tiny` (canonical names: official for the DiT and VAE, transformers
+for umT5 and CLIP; every value exact in fp16 and bf16).
 They are written the way each real distribution writes them:
 - official release folder: `config.json` + sharded `diffusion_pytorch_model-0000x-of-00002`
   safetensors + index (DiT), `Wan2.1_VAE.pth`, `models_t5_umt5-xxl-enc-bf16.pth` (bf16) with the
@@ -28,6 +29,7 @@ import torch
 from safetensors.torch import save_file
 
 from wan21_core import tiny
+from official_layouts import clip_to_official, t5_to_official
 from wan21_core.checkpoints.fp8 import quantize
 
 FP8 = torch.float8_e4m3fn
@@ -38,10 +40,10 @@ RELEASE_VAE = "Wan2.1_VAE.pth"
 
 @dataclass
 class CheckpointSet:
-    """Paths of every written format, and the official-key reference weights they all hold.
+    """Paths of every written format, and the canonical-named reference weights they all hold.
 
     dit[name], vae[name], t5[name], clip[name]: path of format `name`. reference[kind]: float32
-    official-key state dict ("dit_i2v", "dit_t2v", "dit_flf2v", "vae", "t5", "clip").
+    canonical-named state dict ("dit_i2v", "dit_t2v", "dit_flf2v", "vae", "t5", "clip").
     spiece: the tiny tokenizer bytes. root: the directory.
     """
 
@@ -93,10 +95,11 @@ def _write_official_release(out: CheckpointSet, folder: str) -> None:
         "out_dim": config.out_dim, "dim": config.dim, "ffn_dim": config.ffn_dim, "freq_dim": config.freq_dim,
         "num_heads": config.num_heads, "num_layers": config.num_layers, "text_len": 512, "eps": 1e-6})
     torch.save(out.reference["vae"], os.path.join(folder, RELEASE_VAE))
-    torch.save({k: v.to(torch.bfloat16) for k, v in out.reference["t5"].items()}, os.path.join(folder, RELEASE_T5))
+    torch.save({k: v.to(torch.bfloat16) for k, v in t5_to_official(out.reference["t5"]).items()},
+               os.path.join(folder, RELEASE_T5))
     with open(os.path.join(folder, "google", "umt5-xxl", "spiece.model"), "wb") as handle:
         handle.write(out.spiece)
-    clip = {f"visual.{k}": v.to(torch.float16) for k, v in out.reference["clip"].items()}
+    clip = {f"visual.{k}": v.to(torch.float16) for k, v in clip_to_official(out.reference["clip"]).items()}
     clip.update(_xlmr_text_tower())
     torch.save(clip, os.path.join(folder, RELEASE_CLIP))
     out.dit.update(official_index=os.path.join(folder, "diffusion_pytorch_model.safetensors.index.json"),
@@ -134,7 +137,7 @@ def _write_comfy_files(out: CheckpointSet, folder: str) -> None:
     for name, (filename, tensors) in files.items():
         out.dit[name] = _save(folder, filename, tensors)
     out.vae["comfy_fp16"] = _save(folder, "wan_2.1_vae_tiny.safetensors", _cast(out.reference["vae"], torch.float16))
-    t5 = tiny.comfy_t5_tensors(out.reference["t5"])
+    t5 = out.reference["t5"]
     spiece = tiny.spiece_tensor(out.spiece)
     out.t5["comfy_fp16"] = _save(folder, "umt5_xxl_tiny_fp16.safetensors",
                                  {**_cast(t5, torch.float16), "spiece_model": spiece})
@@ -185,9 +188,6 @@ def _write_diffusers_pipeline(out: CheckpointSet, folder: str) -> None:
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers, convert_wan_vae_to_diffusers
     from transformers import CLIPVisionModel, UMT5EncoderModel
 
-    from wan21_core.models.image_encoder import clip_official_to_hf
-    from wan21_core.models.text_encoder.model import t5_official_to_hf
-
     _save_pretrained(lambda: WanTransformer3DModel(**_diffusers_dit_config("i2v")),
                      convert_wan_transformer_to_diffusers(dict(out.reference["dit_i2v"])),
                      os.path.join(folder, "transformer"))
@@ -199,10 +199,10 @@ def _write_diffusers_pipeline(out: CheckpointSet, folder: str) -> None:
     vae_config = tiny.tiny_vae_config()
     _save_pretrained(lambda: AutoencoderKLWan(base_dim=vae_config.base_dim, z_dim=vae_config.z_dim),
                      convert_wan_vae_to_diffusers(dict(out.reference["vae"])), os.path.join(folder, "vae"))
-    _save_pretrained(lambda: UMT5EncoderModel(tiny.tiny_t5_config()), t5_official_to_hf(out.reference["t5"]),
-                     os.path.join(folder, "text_encoder"))
-    clip = {k: v for k, v in clip_official_to_hf(out.reference["clip"]).items() if k != "visual_projection.weight"}
-    _save_pretrained(lambda: CLIPVisionModel(tiny.tiny_clip_config()), clip, os.path.join(folder, "image_encoder"))
+    t5 = {**out.reference["t5"], "encoder.embed_tokens.weight": out.reference["t5"]["shared.weight"]}
+    _save_pretrained(lambda: UMT5EncoderModel(tiny.tiny_t5_config()), t5, os.path.join(folder, "text_encoder"))
+    _save_pretrained(lambda: CLIPVisionModel(tiny.tiny_clip_config()), out.reference["clip"],
+                     os.path.join(folder, "image_encoder"))
     os.makedirs(os.path.join(folder, "tokenizer"), exist_ok=True)
     with open(os.path.join(folder, "tokenizer", "spiece.model"), "wb") as handle:
         handle.write(out.spiece)

@@ -13,11 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from wan21_core import tiny
+from wan21_core.checkpoints import image_encoder_from_state_dict, text_encoder_from_state_dict, vae_from_state_dict
+from wan21_core.models import ImageEncoder, TextEncoder, WanModel, WanVAE
 from wan21_core.sampling.conditioning import I2VConditioning, frame_mask, keep_flags
-from wan21_core.models.dit.model import WanModel
-from wan21_core.models.image_encoder import ImageEncoder
-from wan21_core.models.text_encoder.model import TextEncoder
-from wan21_core.models.vae.model import WanVAE
 
 
 @dataclass
@@ -43,11 +41,11 @@ def tiny_dit(model_type: str = "i2v") -> WanModel:
 @functools.lru_cache(maxsize=None)
 def tiny_models() -> TinyModels:
     """The i2v DiT, VAE, umT5 (float32, with the tiny tokenizer) and CLIP of `wan21_core.tiny`."""
-    text_encoder = TextEncoder.from_official_state_dict(tiny.tiny_t5_state_dict(), tiny.tiny_spiece_model(),
-                                                        dtype=torch.float32)
-    return TinyModels(dit=tiny_dit("i2v"), vae=WanVAE.from_state_dict(tiny.tiny_vae_state_dict()),
+    text_encoder = text_encoder_from_state_dict(tiny.tiny_t5_state_dict(), tiny.tiny_spiece_model(),
+                                                dtype=torch.float32)
+    return TinyModels(dit=tiny_dit("i2v"), vae=vae_from_state_dict(tiny.tiny_vae_state_dict()),
                       text_encoder=text_encoder,
-                      image_encoder=ImageEncoder.from_official_state_dict(tiny.tiny_clip_state_dict()))
+                      image_encoder=image_encoder_from_state_dict(tiny.tiny_clip_state_dict()))
 
 
 def random_conditioning(latent_shape=(16, 3, 4, 6), seed: int = 0, text_lengths=(7, 11),

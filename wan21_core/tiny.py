@@ -114,32 +114,23 @@ def tiny_vae_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
 
 
 def tiny_t5_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
-    """Official-key (`models_t5_umt5-xxl-enc-bf16.pth`) float32 weights of `tiny_t5_config()`."""
+    """`UMT5EncoderModel`-named float32 weights of `tiny_t5_config()` (the tied embedding as `shared.weight`)."""
     from transformers import UMT5EncoderModel
-
-    from .models.text_encoder.model import t5_hf_to_official
 
     with torch.device("meta"):
         model = UMT5EncoderModel(tiny_t5_config())
-    return randomize(_meta_shapes_of(t5_hf_to_official(model.state_dict())), seed)
-
-
-def tiny_clip_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
-    """Official visual-tower weights (keys without `visual.`, `head` included) of `tiny_clip_config()`."""
-    from transformers import CLIPVisionModel
-
-    from .models.image_encoder import clip_hf_to_official
-
-    config = tiny_clip_config()
-    with torch.device("meta"):
-        model = CLIPVisionModel(config)
-    shapes = _meta_shapes_of(clip_hf_to_official(model.state_dict()))
-    shapes["head"] = (config.hidden_size, config.projection_dim)
+    shapes = _meta_shapes(model)
+    del shapes["encoder.embed_tokens.weight"]
     return randomize(shapes, seed)
 
 
-def _meta_shapes_of(state: Mapping[str, torch.Tensor]) -> dict[str, tuple]:
-    return {k: tuple(v.shape) for k, v in state.items()}
+def tiny_clip_state_dict(seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
+    """`CLIPVisionModel`-named float32 weights of `tiny_clip_config()`, without the `vision_model.` prefix."""
+    from transformers import CLIPVisionModel
+
+    with torch.device("meta"):
+        model = CLIPVisionModel(tiny_clip_config())
+    return randomize({k.removeprefix("vision_model."): v for k, v in _meta_shapes(model).items()}, seed)
 
 
 # ------------------------------------------------------------------------------------- tokenizer
@@ -182,24 +173,13 @@ def spiece_tensor(model: bytes) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------- ComfyUI files
 
-def comfy_t5_tensors(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Official umT5 weights in ComfyUI's umt5_xxl layout: transformers names, `shared.weight` only."""
-    from .models.text_encoder.model import t5_official_to_hf
-
-    hf = t5_official_to_hf(official)
-    hf.pop("encoder.embed_tokens.weight", None)
-    return hf
-
-
-def comfy_clip_tensors(official: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Official CLIP visual weights in ComfyUI's clip_vision_h layout: `vision_model.` + transformers
-    names, plus the unprefixed `visual_projection.weight`."""
-    from .models.image_encoder import clip_official_to_hf
-
-    out = {}
-    for key, tensor in clip_official_to_hf(official).items():
-        name = key if key == "visual_projection.weight" else "vision_model." + key
-        out[name] = tensor.contiguous()
+def comfy_clip_tensors(weights: Mapping[str, torch.Tensor], seed: int = TINY_SEED) -> dict[str, torch.Tensor]:
+    """CLIP vision weights in ComfyUI's clip_vision_h layout: `vision_model.` + transformers names, plus
+    the unprefixed `visual_projection.weight` (random; Wan does not use the projection)."""
+    width = weights["embeddings.patch_embedding.weight"].shape[0]
+    out = {"vision_model." + key: tensor.contiguous() for key, tensor in weights.items()}
+    out["visual_projection.weight"] = random_tensor("visual_projection.weight", (tiny_clip_config().projection_dim,
+                                                                                  width), seed)
     return out
 
 
@@ -216,7 +196,7 @@ def write_tiny_model_set(directory: str | os.PathLike, seed: int = TINY_SEED, mo
 
     suffix = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}[dtype]
     root = os.fspath(directory)
-    t5 = comfy_t5_tensors(tiny_t5_state_dict(seed))
+    t5 = tiny_t5_state_dict(seed)
     t5["spiece_model"] = spiece_tensor(tiny_spiece_model(seed))
     files = {
         "dit": (os.path.join(root, "diffusion_models", f"wan2.1_{model_type}_tiny_{suffix}.safetensors"),
@@ -224,7 +204,7 @@ def write_tiny_model_set(directory: str | os.PathLike, seed: int = TINY_SEED, mo
         "vae": (os.path.join(root, "vae", "wan_2.1_vae_tiny.safetensors"), tiny_vae_state_dict(seed)),
         "t5": (os.path.join(root, "text_encoders", f"umt5_xxl_tiny_{suffix}.safetensors"), t5),
         "clip_vision": (os.path.join(root, "clip_vision", "clip_vision_tiny.safetensors"),
-                        comfy_clip_tensors(tiny_clip_state_dict(seed))),
+                        comfy_clip_tensors(tiny_clip_state_dict(seed), seed)),
     }
     paths = {}
     for kind, (path, tensors) in files.items():

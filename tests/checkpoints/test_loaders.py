@@ -20,11 +20,9 @@ from safetensors.torch import load_file
 
 from factory import checkpoint_set  # noqa: F401  (session fixture)
 from wan21_core import load_dit, load_image_encoder, load_text_encoder, load_vae, tiny
-from wan21_core.models.dit.model import WanModel
+from wan21_core.checkpoints import image_encoder_from_state_dict, text_encoder_from_state_dict, vae_from_state_dict
 from wan21_core.checkpoints.fp8 import FP8Linear
-from wan21_core.models.image_encoder import ImageEncoder
-from wan21_core.models.text_encoder.model import TextEncoder
-from wan21_core.models.vae.model import WanVAE
+from wan21_core.models import WanModel
 
 PROMPTS = ["a cat walks on the beach at sunset", "Ｆｕｌｌ－ｗｉｄｔｈ ① 東京 café"]
 LOSSLESS_DIT = ["official_index", "official_shard", "official_folder", "comfy_fp32", "comfy_fp16",
@@ -42,7 +40,7 @@ def _dit_inputs(model_type: str = "i2v") -> dict:
 
 
 def _reference_dit(state: dict) -> WanModel:
-    from wan21_core.checkpoints.checkpoint import dit_config_from_shapes
+    from wan21_core.checkpoints.configs import dit_config_from_shapes
 
     with torch.device("meta"):
         model = WanModel(dit_config_from_shapes(state))
@@ -158,7 +156,7 @@ VAE_LATENT = torch.randn(1, 16, 2, 4, 4, generator=torch.Generator().manual_seed
 
 @pytest.fixture(scope="module")
 def vae_reference(checkpoint_set):
-    return WanVAE.from_state_dict(checkpoint_set.reference["vae"]).decode(VAE_LATENT)
+    return vae_from_state_dict(checkpoint_set.reference["vae"]).decode(VAE_LATENT)
 
 
 @pytest.mark.parametrize("name", ["official", "official_folder", "comfy_fp16", "diffusers", "diffusers_pipeline"])
@@ -178,8 +176,7 @@ def test_vae_dtype_none_keeps_the_stored_dtype(checkpoint_set):
 
 @pytest.fixture(scope="module")
 def t5_reference(checkpoint_set):
-    encoder = TextEncoder.from_official_state_dict(checkpoint_set.reference["t5"], checkpoint_set.spiece,
-                                                   dtype=torch.float32)
+    encoder = text_encoder_from_state_dict(checkpoint_set.reference["t5"], checkpoint_set.spiece, dtype=torch.float32)
     return encoder.encode(PROMPTS)
 
 
@@ -192,13 +189,10 @@ def test_t5_every_lossless_format_encodes_the_same(checkpoint_set, t5_reference,
 
 
 def test_t5_scaled_fp8_dequantises_exactly(checkpoint_set):
-    from wan21_core.models.text_encoder.model import t5_hf_to_official
-
     path = checkpoint_set.t5["comfy_fp8_scaled"]
     raw = _independent_dequantisation(path)
     raw.pop("spiece_model")
-    expected = TextEncoder.from_official_state_dict(t5_hf_to_official(raw), checkpoint_set.spiece,
-                                                    dtype=torch.float32).encode(PROMPTS)
+    expected = text_encoder_from_state_dict(raw, checkpoint_set.spiece, dtype=torch.float32).encode(PROMPTS)
     found = load_text_encoder(path, dtype=torch.float32).encode(PROMPTS)
     assert all(torch.equal(a, b) for a, b in zip(found, expected))
 
@@ -220,8 +214,7 @@ IMAGE = torch.rand(2, 40, 56, 3, generator=torch.Generator().manual_seed(3))
 
 @pytest.fixture(scope="module")
 def clip_reference(checkpoint_set):
-    weights = {k: v for k, v in checkpoint_set.reference["clip"].items() if k != "head"}
-    return ImageEncoder.from_official_state_dict(weights).encode(IMAGE).penultimate_hidden_states
+    return image_encoder_from_state_dict(checkpoint_set.reference["clip"]).encode(IMAGE).penultimate_hidden_states
 
 
 @pytest.mark.parametrize("name", ["official", "official_folder", "comfy_fp16", "diffusers", "diffusers_pipeline"])

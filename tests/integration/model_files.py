@@ -88,28 +88,28 @@ def full_size_clip_vision_tensors() -> dict:
     """A random ViT-H/14 in the Comfy `clip_vision_h` layout (`vision_model.*` + `visual_projection`)."""
     from transformers import CLIPVisionModel
 
-    from wan21_core.models.image_encoder import clip_hf_to_official, clip_vit_h14_config
-    from wan21_core.tiny import comfy_clip_tensors
+    from wan21_core.models.image_encoder import clip_vit_h14_config
 
-    config = clip_vit_h14_config()
     with torch.device("meta"):
-        model = CLIPVisionModel(config)
-    shapes = {k: v.shape for k, v in clip_hf_to_official(model.state_dict()).items()}
-    shapes["head"] = (config.hidden_size, config.projection_dim)
-    return comfy_clip_tensors(_random_fp16(shapes))
+        model = CLIPVisionModel(clip_vit_h14_config())
+    shapes = {k.removeprefix("vision_model."): v.shape for k, v in model.state_dict().items()}
+    tensors = {"vision_model." + k: v for k, v in _random_fp16(shapes).items()}
+    tensors["visual_projection.weight"] = _random_fp16({"visual_projection.weight": (1024, 1280)})[
+        "visual_projection.weight"]
+    return tensors
 
 
 def tiny_tensors() -> dict[str, dict]:
     """{cache file: tensors} of the tiny models (official DiT/VAE keys, Comfy T5/CLIP layouts)."""
     from wan21_core import tiny
 
-    t5 = tiny.comfy_t5_tensors(tiny.tiny_t5_state_dict(SEED))
+    t5 = tiny.tiny_t5_state_dict(SEED)
     t5["spiece_model"] = tiny.spiece_tensor(tiny.tiny_spiece_model(SEED))
     return {
         "dit_i2v_tiny.safetensors": tiny.tiny_dit_state_dict("i2v", SEED),
         "dit_t2v_tiny.safetensors": tiny.tiny_dit_state_dict("t2v", SEED),
         "umt5_tiny.safetensors": t5,
-        "clip_vision_tiny.safetensors": tiny.comfy_clip_tensors(tiny.tiny_clip_state_dict(SEED)),
+        "clip_vision_tiny.safetensors": tiny.comfy_clip_tensors(tiny.tiny_clip_state_dict(SEED), SEED),
         "wan21_vae_tiny.safetensors": tiny.tiny_vae_state_dict(SEED),
     }
 

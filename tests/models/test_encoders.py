@@ -1,7 +1,8 @@
 """umT5 text encoder, tokenizer and CLIP image encoder against transformers on the same random weights.
 
-Official state dicts are written out by hand from the transformers modules (WAN21_SPEC §4.3, §5.3),
-independently of the key maps under test.
+The models are built from the transformers modules' own tensors; official state dicts are written out
+by hand from the same modules (official `wan/modules/t5.py` `T5Encoder`, `wan/modules/clip.py`
+`VisionTransformer`), independently of the key maps under test.
 """
 import html
 import re
@@ -14,10 +15,11 @@ import torch.nn.functional as F
 from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
 import spm_fixture
-from wan21_core.models.image_encoder import (ClipVisionOutput, ImageEncoder, clip_config_from_state_dict,
-                                      clip_hf_to_official, clip_official_to_hf, clip_vit_h14_config, preprocess)
-from wan21_core.models.text_encoder.model import (TextEncoder, t5_config_from_state_dict, t5_hf_to_official,
-                                     t5_official_to_hf, umt5_xxl_config)
+from wan21_core.checkpoints import image_encoder_from_state_dict, text_encoder_from_state_dict
+from wan21_core.checkpoints.configs import clip_config_from_shapes, t5_config_from_shapes
+from wan21_core.checkpoints.keymaps import clip_official_to_hf, t5_hf_alias, t5_official_to_hf
+from wan21_core.models.image_encoder import ClipVisionOutput, clip_vit_h14_config, preprocess
+from wan21_core.models.text_encoder import umt5_xxl_config
 from wan21_core.models.text_encoder.tokenizer import UMT5Tokenizer, clean_prompt
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -68,7 +70,7 @@ def spm_proto() -> bytes:
 @pytest.fixture(scope="module")
 def hf_tokenizer(spm_proto):
     if int(transformers.__version__.split(".")[0]) < 5:
-        pytest.skip("the exact hub-free T5 tokenizer construction needs transformers 5.x (PEER_NOTES §3.4)")
+        pytest.skip("the exact hub-free T5 tokenizer construction needs transformers 5.x")
     return spm_fixture.hf_t5_tokenizer(spm_proto)
 
 
@@ -97,8 +99,13 @@ def t5_reference(spm_proto) -> UMT5EncoderModel:
     return model
 
 
+def hf_t5_state_dict(model: UMT5EncoderModel) -> dict:
+    """The module's own tensors under canonical names (the tied embedding once, as `shared.weight`)."""
+    return {k: v.detach() for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
+
+
 def official_t5_state_dict(model: UMT5EncoderModel) -> dict:
-    """WAN21_SPEC §4.3, written out from the modules."""
+    """`models_t5_umt5-xxl-enc-bf16.pth` keys (official `T5Encoder`), written out from the modules."""
     sd = {"token_embedding.weight": model.shared.weight, "norm.weight": model.encoder.final_layer_norm.weight}
     for i, block in enumerate(model.encoder.block):
         attn, ffn = block.layer[0], block.layer[1]
@@ -122,8 +129,13 @@ def clip_reference() -> CLIPVisionModel:
     return model
 
 
+def hf_clip_state_dict(model: CLIPVisionModel) -> dict:
+    """The module's own tensors under canonical names (no `vision_model.` prefix, as in transformers 5.x)."""
+    return {k.removeprefix("vision_model."): v.detach() for k, v in model.state_dict().items()}
+
+
 def official_clip_state_dict(model: CLIPVisionModel, head_dim: int = 48) -> dict:
-    """WAN21_SPEC §5.3 (visual keys without `visual.`), written out from the modules."""
+    """The official CLIP `.pth` visual keys without `visual.` (official `VisionTransformer`), from the modules."""
     tower = getattr(model, "vision_model", model)
     emb, width = tower.embeddings, model.config.hidden_size
     sd = {"patch_embedding.weight": emb.patch_embedding.weight,
@@ -146,7 +158,8 @@ def official_clip_state_dict(model: CLIPVisionModel, head_dim: int = 48) -> dict
 
 
 def official_pixels(image: torch.Tensor) -> torch.Tensor:
-    """WAN21_SPEC §5.2 by hand: [-1,1], bicubic squash to 224, back to [0,1], mean/std."""
+    """The official recipe (`wan/modules/clip.py`, `CLIPModel.visual`) by hand: [-1,1], bicubic squash
+    to 224, back to [0,1], mean/std."""
     x = image.permute(0, 3, 1, 2) * 2.0 - 1.0
     x = F.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False)
     return (x * 0.5 + 0.5 - MEAN) / STD
@@ -206,23 +219,19 @@ def test_tokenizer_bad_sources(tmp_path, spm_proto):
 
 # ---------------------------------------------------------------------------------------------- umT5
 
-def test_t5_key_maps_round_trip(t5_reference):
+def test_t5_official_key_map(t5_reference):
     official = official_t5_state_dict(t5_reference)
-    hf = t5_official_to_hf(official)
-    assert set(hf) == set(t5_reference.state_dict())
-    for key, tensor in t5_reference.state_dict().items():
-        assert torch.equal(hf[key], tensor), key
-    back = t5_hf_to_official(hf)
-    assert set(back) == set(official) and all(back[k] is official[k] for k in official)
-    only_embed = {("encoder.embed_tokens.weight" if k == "shared.weight" else k): v
-                  for k, v in hf.items() if k != "encoder.embed_tokens.weight"}
-    assert t5_hf_to_official(only_embed)["token_embedding.weight"] is official["token_embedding.weight"]
-    with pytest.raises(KeyError, match="decoder.block.0.layer.0.SelfAttention.q.weight"):
-        t5_hf_to_official({**hf, "decoder.block.0.layer.0.SelfAttention.q.weight": torch.zeros(1)})
+    renamed = {t5_official_to_hf(k): v for k, v in official.items()}
+    reference = hf_t5_state_dict(t5_reference)
+    assert set(renamed) == set(reference)
+    assert all(torch.equal(renamed[k], reference[k]) for k in reference)
+    assert t5_hf_alias("encoder.embed_tokens.weight") == "shared.weight"
+    assert t5_hf_alias("encoder.block.0.layer.0.layer_norm.weight") == "encoder.block.0.layer.0.layer_norm.weight"
+    assert t5_official_to_hf("decoder.blocks.0.attn.q.weight") is None
 
 
 def test_t5_config_detection(t5_reference):
-    config = t5_config_from_state_dict(official_t5_state_dict(t5_reference))
+    config = t5_config_from_shapes(hf_t5_state_dict(t5_reference))
     ref = t5_reference.config
     for name in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads", "relative_attention_num_buckets",
                  "relative_attention_max_distance", "dense_act_fn", "is_gated_act", "layer_norm_epsilon"):
@@ -235,8 +244,7 @@ def test_t5_config_detection(t5_reference):
 
 def test_text_encoder_matches_transformers_fp32(t5_reference, tokenizer_source):
     """Model parity on the official 512-token padded batch (the tokenizer is checked against transformers above)."""
-    encoder = TextEncoder.from_official_state_dict(official_t5_state_dict(t5_reference), tokenizer_source,
-                                                   dtype=torch.float32)
+    encoder = text_encoder_from_state_dict(hf_t5_state_dict(t5_reference), tokenizer_source, dtype=torch.float32)
     out = encoder.encode(PROMPTS)
     batch = encoder.tokenizer(PROMPTS)
     with torch.no_grad():
@@ -253,8 +261,8 @@ def test_text_encoder_matches_transformers_fp32(t5_reference, tokenizer_source):
 
 
 def test_text_encoder_padding_cut_is_exact_in_float64(t5_reference, spm_proto):
-    official = {k: v.double() for k, v in official_t5_state_dict(t5_reference).items()}
-    encoder = TextEncoder.from_official_state_dict(official, spm_proto, dtype=torch.float64)
+    weights = {k: v.double() for k, v in hf_t5_state_dict(t5_reference).items()}
+    encoder = text_encoder_from_state_dict(weights, spm_proto, dtype=torch.float64)
     out = encoder.encode(PROMPTS, output_dtype=None)
     ref_model = UMT5EncoderModel(t5_reference.config).eval()
     ref_model.load_state_dict(t5_reference.state_dict())
@@ -268,9 +276,9 @@ def test_text_encoder_padding_cut_is_exact_in_float64(t5_reference, spm_proto):
 
 
 def test_text_encoder_bf16(t5_reference, spm_proto):
-    official = official_t5_state_dict(t5_reference)
-    fp32 = TextEncoder.from_official_state_dict(official, spm_proto, dtype=torch.float32).encode(PROMPTS)
-    encoder = TextEncoder.from_official_state_dict(official, spm_proto)   # bf16 by default, as officially
+    weights = hf_t5_state_dict(t5_reference)
+    fp32 = text_encoder_from_state_dict(weights, spm_proto, dtype=torch.float32).encode(PROMPTS)
+    encoder = text_encoder_from_state_dict(weights, spm_proto)   # bf16 by default, as officially
     assert encoder.dtype == torch.bfloat16 and encoder.device == torch.device("cpu")
     out = encoder.encode(PROMPTS, output_dtype=None)
     assert all(o.dtype == torch.bfloat16 for o in out)
@@ -288,60 +296,50 @@ def test_text_encoder_bf16(t5_reference, spm_proto):
 
 
 def test_text_encoder_adopts_weights_without_copy(t5_reference, spm_proto):
-    official = official_t5_state_dict(t5_reference)
-    encoder = TextEncoder.from_official_state_dict(official, spm_proto, dtype=torch.float32).to("cpu")
+    weights = hf_t5_state_dict(t5_reference)
+    encoder = text_encoder_from_state_dict(weights, spm_proto, dtype=torch.float32).to("cpu")
     model = encoder.model
-    assert model.shared.weight.data_ptr() == official["token_embedding.weight"].data_ptr()
+    assert model.shared.weight.data_ptr() == weights["shared.weight"].data_ptr()
     assert model.encoder.embed_tokens.weight is model.shared.weight
     assert model.encoder.block[1].layer[1].DenseReluDense.wi_0.weight.data_ptr() == \
-        official["blocks.1.ffn.gate.0.weight"].data_ptr()
+        weights["encoder.block.1.layer.1.DenseReluDense.wi_0.weight"].data_ptr()
     assert not any(t.is_meta for t in model.state_dict().values())
 
 
 def test_text_encoder_rejects_incomplete_or_misshapen_weights(t5_reference, spm_proto):
-    official = official_t5_state_dict(t5_reference)
-    with pytest.raises(KeyError, match="missing blocks.0.ffn.fc1.weight"):
-        TextEncoder.from_official_state_dict({k: v for k, v in official.items() if "ffn.fc1" not in k}, spm_proto)
-    with pytest.raises(KeyError, match="missing 1 weights .*: blocks.1.attn.k.weight"):
-        TextEncoder.from_official_state_dict({k: v for k, v in official.items() if k != "blocks.1.attn.k.weight"},
-                                             spm_proto)
+    weights = hf_t5_state_dict(t5_reference)
+    key_k = "encoder.block.1.layer.0.SelfAttention.k.weight"
+    with pytest.raises(KeyError, match="missing encoder.block.0.layer.1.DenseReluDense.wi_1.weight"):
+        text_encoder_from_state_dict({k: v for k, v in weights.items() if "wi_1" not in k}, spm_proto)
+    with pytest.raises(KeyError, match=f"missing 1 weights .*: {key_k}"):
+        text_encoder_from_state_dict({k: v for k, v in weights.items() if k != key_k}, spm_proto)
     with pytest.raises(ValueError, match="do not fit the detected config"):
-        TextEncoder.from_official_state_dict({**official, "blocks.1.norm2.weight": torch.ones(65)}, spm_proto)
+        text_encoder_from_state_dict({**weights, "encoder.block.1.layer.1.layer_norm.weight": torch.ones(65)},
+                                     spm_proto)
 
 
 # ---------------------------------------------------------------------------------------------- CLIP
 
-def test_clip_key_maps_round_trip(clip_reference):
+def test_clip_official_key_map(clip_reference):
     official = official_clip_state_dict(clip_reference)
     hf = clip_official_to_hf(official)
-    ref_sd = {k.removeprefix("vision_model."): v for k, v in clip_reference.state_dict().items()}   # 4.x prefix
-    assert set(hf) == set(ref_sd) | {"visual_projection.weight"}
-    for key, tensor in ref_sd.items():
+    reference = hf_clip_state_dict(clip_reference)
+    assert set(hf) == set(reference)   # `head`, the projection Wan does not use, is dropped
+    for key, tensor in reference.items():
         assert torch.equal(hf[key], tensor), key
-    assert torch.equal(hf["visual_projection.weight"], official["head"].t())
     qkv = official["transformer.0.attn.to_qkv.weight"]
     assert hf["encoder.layers.0.self_attn.k_proj.weight"].data_ptr() == qkv[160:].data_ptr()   # a view
-    back = clip_hf_to_official(hf)
-    assert set(back) == set(official)
-    for key in official:
-        assert back[key].shape == official[key].shape and torch.equal(back[key], official[key]), key
-    # transformers 4.x and ComfyUI's clip_vision_h: `vision_model.` prefix, position_ids, projection
-    prefixed = {("" if k == "visual_projection.weight" else "vision_model.") + k: v for k, v in hf.items()}
-    prefixed["vision_model.embeddings.position_ids"] = torch.arange(257)[None]
-    back = clip_hf_to_official(prefixed)
-    assert set(back) == set(official) and torch.equal(back["transformer.2.attn.to_qkv.bias"],
-                                                      official["transformer.2.attn.to_qkv.bias"])
-    with pytest.raises(KeyError, match="text_model"):
-        clip_hf_to_official({**hf, "text_model.final_layer_norm.weight": torch.zeros(1)})
+    assert hf["embeddings.patch_embedding.weight"] is official["patch_embedding.weight"]        # a rename
+    with pytest.raises(KeyError, match="textual"):
+        clip_official_to_hf({**official, "textual.token_embedding.weight": torch.zeros(1)})
 
 
 def test_clip_config_detection(clip_reference):
-    config = clip_config_from_state_dict(official_clip_state_dict(clip_reference))
+    config = clip_config_from_shapes(hf_clip_state_dict(clip_reference))
     ref = clip_reference.config
     for name in ("image_size", "patch_size", "hidden_size", "num_attention_heads", "num_hidden_layers",
                  "intermediate_size", "hidden_act", "layer_norm_eps", "num_channels"):
         assert getattr(config, name) == getattr(ref, name), name
-    assert config.projection_dim == 48
     h14 = clip_vit_h14_config()
     assert (h14.image_size, h14.patch_size, h14.hidden_size, h14.num_hidden_layers, h14.num_attention_heads,
             h14.intermediate_size, h14.hidden_act, h14.layer_norm_eps) == (224, 14, 1280, 32, 16, 5120, "gelu", 1e-5)
@@ -366,7 +364,7 @@ def test_preprocess_center_crop_is_comfyui():
 
 
 def test_image_encoder_matches_transformers(clip_reference):
-    encoder = ImageEncoder.from_official_state_dict(official_clip_state_dict(clip_reference))
+    encoder = image_encoder_from_state_dict(hf_clip_state_dict(clip_reference))
     assert encoder.dtype == torch.float32 and encoder.device == torch.device("cpu")
     image = torch.rand(2, 150, 100, 3, generator=torch.Generator().manual_seed(7))
     out = encoder.encode(image, with_last_hidden_state=True)
@@ -379,7 +377,7 @@ def test_image_encoder_matches_transformers(clip_reference):
 
 
 def test_image_encoder_skips_the_last_block(clip_reference):
-    encoder = ImageEncoder.from_official_state_dict(official_clip_state_dict(clip_reference))
+    encoder = image_encoder_from_state_dict(hf_clip_state_dict(clip_reference))
     calls = []
     tower = getattr(encoder.model, "vision_model", encoder.model)
     hooks = [layer.register_forward_hook(lambda m, i, o, n=n: calls.append(n))
@@ -391,7 +389,7 @@ def test_image_encoder_skips_the_last_block(clip_reference):
 
 
 def test_image_input_shapes(clip_reference):
-    encoder = ImageEncoder.from_official_state_dict(official_clip_state_dict(clip_reference))
+    encoder = image_encoder_from_state_dict(hf_clip_state_dict(clip_reference))
     gray = torch.rand(64, 48, generator=torch.Generator().manual_seed(8))
     rgb = gray[..., None].expand(64, 48, 3)
     single = encoder.encode(rgb).penultimate_hidden_states
@@ -410,7 +408,7 @@ def test_image_input_shapes(clip_reference):
 
 
 def test_clip_vision_output_access(clip_reference):
-    encoder = ImageEncoder.from_official_state_dict(official_clip_state_dict(clip_reference))
+    encoder = image_encoder_from_state_dict(hf_clip_state_dict(clip_reference))
     out = encoder.encode(torch.rand(1, 30, 30, 3))
     assert isinstance(out, ClipVisionOutput)
     assert out["penultimate_hidden_states"] is out.penultimate_hidden_states
@@ -422,18 +420,16 @@ def test_clip_vision_output_access(clip_reference):
 
 
 def test_image_encoder_rejects_incomplete_or_misshapen_weights(clip_reference):
-    official = official_clip_state_dict(clip_reference)
-    with pytest.raises(KeyError, match="missing 1 weights .*: transformer.1.norm2.bias"):
-        ImageEncoder.from_official_state_dict({k: v for k, v in official.items() if k != "transformer.1.norm2.bias"})
+    weights = hf_clip_state_dict(clip_reference)
+    norm = "encoder.layers.1.layer_norm2.bias"
+    with pytest.raises(KeyError, match=f"missing 1 weights .*: {norm}"):
+        image_encoder_from_state_dict({k: v for k, v in weights.items() if k != norm})
     with pytest.raises(ValueError, match="do not fit the detected config"):
-        ImageEncoder.from_official_state_dict({**official, "transformer.1.mlp.2.bias": torch.zeros(161)})
-    no_head = {k: v for k, v in official.items() if k != "head"}
-    assert ImageEncoder.from_official_state_dict(no_head).encode(torch.rand(8, 8, 3)).penultimate_hidden_states.shape \
-        == (1, 257, 160)
+        image_encoder_from_state_dict({**weights, "encoder.layers.1.mlp.fc2.bias": torch.zeros(161)})
 
 
 def test_clip_head_count_needs_width_multiple_of_80(clip_reference):
-    official = official_clip_state_dict(clip_reference)
-    official["patch_embedding.weight"] = torch.zeros(100, 3, 14, 14)
+    weights = hf_clip_state_dict(clip_reference)
+    weights["embeddings.patch_embedding.weight"] = torch.zeros(100, 3, 14, 14)
     with pytest.raises(ValueError, match="not a multiple of the head size 80"):
-        clip_config_from_state_dict(official)
+        clip_config_from_shapes(weights)

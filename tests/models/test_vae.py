@@ -10,8 +10,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from wan21_core.models.configs import LATENT_MEAN, LATENT_STD, VAEConfig
-from wan21_core.models.vae.model import WanVAE, vae_config_from_state_dict
+from wan21_core.models.configs import VAEConfig
+from wan21_core.checkpoints import vae_from_state_dict
+from wan21_core.checkpoints.configs import vae_config_from_shapes
+from wan21_core.models.vae.model import WanVAE
 from wan21_core.models.vae.tiling import axis_spans, plan_tiles
 
 TINY = VAEConfig(base_dim=8)
@@ -77,17 +79,17 @@ def test_state_dict_has_the_official_keys_and_shapes():
 ])
 def test_from_state_dict_infers_config_and_adopts_tensors(config):
     sd = randomize_(WanVAE(config)).state_dict()
-    assert vae_config_from_state_dict(sd) == config
-    loaded = WanVAE.from_state_dict(sd)
+    assert vae_config_from_shapes(sd) == config
+    loaded = vae_from_state_dict(sd)
     assert loaded.config == config and not loaded.training
     assert all(loaded.state_dict()[k].data_ptr() == v.data_ptr() for k, v in sd.items())  # assign, no copy
-    as_bf16 = WanVAE.from_state_dict(sd, dtype=torch.bfloat16)
+    as_bf16 = vae_from_state_dict(sd, dtype=torch.bfloat16)
     assert as_bf16.dtype == torch.bfloat16 and as_bf16.device.type == "cpu"
 
 
 def test_from_state_dict_rejects_a_foreign_state_dict():
     with pytest.raises(ValueError, match="missing 'encoder.conv1.weight'"):
-        WanVAE.from_state_dict({"decoder.conv_in.weight": torch.zeros(1)})
+        vae_from_state_dict({"decoder.conv_in.weight": torch.zeros(1)})
 
 
 # ----------------------------------------------------------------------------- diffusers parity
@@ -277,19 +279,6 @@ def test_a_tile_covering_everything_is_the_untiled_result(vae):
     assert torch.equal(vae.encode(x, tile=(32, 48)), vae.encode(x))
 
 
-# ----------------------------------------------------------------------------- normalisation
-def test_normalize_and_denormalize(vae):
-    assert vae.config.latent_mean == LATENT_MEAN and vae.config.latent_std == LATENT_STD
-    assert LATENT_MEAN[0] == -0.7571 and LATENT_STD[15] == 1.9160 and len(LATENT_MEAN) == 16
-    z = latent(2)
-    n = vae.normalize(z)
-    mean = torch.tensor(LATENT_MEAN).view(1, 16, 1, 1, 1)
-    std = torch.tensor(LATENT_STD).view(1, 16, 1, 1, 1)
-    assert torch.allclose(n, (z - mean) / std)
-    assert torch.allclose(vae.denormalize(n), z, atol=1e-6)
-    assert vae.denormalize(n.double()).dtype == torch.float64
-
-
 # ----------------------------------------------------------------------------- dtypes
 @pytest.mark.parametrize("dtype, tol", [(torch.bfloat16, 3e-2), (torch.float16, 5e-3)])
 def test_half_precision_weights(vae, dtype, tol):
@@ -325,7 +314,6 @@ def test_outputs_are_ordinary_clamped_tensors(vae):
     (lambda v: v.decode(torch.zeros(1, 16, 2, 4, 6), tile=16, overlap=16), r"overlap 16 px >= tile 16 px"),
     (lambda v: v.decode(torch.zeros(1, 16, 2, 4, 6), tile=16, overlap=-8), r"`overlap` .* >= 0; found -8"),
     (lambda v: v.encode(torch.zeros(1, 3, 1, 32, 48), overlap=8), r"`overlap` needs `tile`"),
-    (lambda v: v.normalize(torch.zeros(1, 8, 1, 2, 2)), r"WanVAE.normalize: `z` must have 16 latent channels"),
 ])
 def test_bad_input_gets_a_clear_error(vae, call, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -1,12 +1,11 @@
 """Open any supported Wan2.1 checkpoint: detect the model kind, the key layout and the config, and
-read tensors under canonical (official) names, lazily and one at a time.
+read tensors under canonical names, lazily and one at a time.
 
 Kinds: "dit", "vae", "t5" (umT5-XXL encoder), "clip_vision" (CLIP ViT-H/14 visual tower).
 Key layouts ("naming"): "official" (the Wan2.1 release; ComfyUI's DiT and VAE files use it too),
 "diffusers" (WanTransformer3DModel, AutoencoderKLWan), "hf" (transformers UMT5 / CLIP vision; the
-ComfyUI umT5 and clip_vision_h files use it). Canonical names are the official ones: DiT and VAE as
-in WAN21_SPEC §2.1 / §6.3, T5 as in `models_t5_umt5-xxl-enc-bf16.pth`, CLIP as the `visual.*` keys
-without the prefix.
+ComfyUI umT5 and clip_vision_h files use it). Canonical names are those of the module each model
+is built on (see `keymaps`): official for the DiT and VAE, transformers for umT5 and CLIP.
 
 `inspect_checkpoint(path)` reports kind, format, config, dtypes and fp8 state without reading a
 tensor; `open_checkpoint(path, kind)` gives a `Checkpoint` that loaders read from.
@@ -16,17 +15,16 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import torch
 
+from .configs import clip_config_from_shapes, dit_config_from_shapes, t5_config_from_shapes, vae_config_from_shapes
 from .files import CheckpointError, ResolvedPath, TensorFiles, TensorMeta, resolve_path
-from ..models.configs import DIT_HEAD_DIM, DiTConfig
 from .fp8 import NOT_WEIGHTS, SCALE_WEIGHT_NAMES, SCALED_FP8_MARKER, dequantize, is_fp8, marker_storage_dtype
-from .keymaps import dit_diffusers_to_official, find_prefix, vae_diffusers_to_official
+from .keymaps import (CLIP_NOT_WEIGHTS, clip_official_to_hf, dit_diffusers_to_official, find_prefix, t5_hf_alias,
+                      t5_official_to_hf, vae_diffusers_to_official)
 
-__all__ = ["CheckpointError", "CheckpointInfo", "Checkpoint", "open_checkpoint", "inspect_checkpoint",
-           "dit_config_from_shapes", "KINDS"]
+__all__ = ["CheckpointError", "CheckpointInfo", "Checkpoint", "open_checkpoint", "inspect_checkpoint", "KINDS"]
 
 KINDS = ("dit", "vae", "t5", "clip_vision")
 KIND_NAMES = {
@@ -39,7 +37,7 @@ LOADERS = {"dit": "the DiT loader (load_dit)", "vae": "the VAE loader (load_vae)
            "t5": "the text encoder loader (load_text_encoder)",
            "clip_vision": "the image encoder loader (load_image_encoder)"}
 SPIECE_KEY = "spiece_model"
-_EXTRA_KEYS = (SCALED_FP8_MARKER, SPIECE_KEY)
+_EXTRA_KEYS = (SCALED_FP8_MARKER, SPIECE_KEY, *CLIP_NOT_WEIGHTS)
 _SCALE_SUFFIXES = tuple("." + name for name in NOT_WEIGHTS)
 _ALIGNMENT = 64   # bytes; what PyTorch's CPU allocator guarantees
 
@@ -225,7 +223,7 @@ class Checkpoint:
             return dequantize(raw.to(device), self._stored_scale(stored_key), dtype or torch.bfloat16)
         return _aligned(raw.to(device=device, dtype=dtype or raw.dtype))
 
-    # -- tensors combined from several stored ones (CLIP q/k/v in transformers naming) ------------
+    # -- tensors derived from stored ones (the official CLIP's q/k/v, class and position embeddings) --
     def _derived_meta(self) -> dict[str, TensorMeta]:
         """Shapes of the derived tensors, from running the converter on meta tensors."""
         if self._derive is None:
@@ -325,20 +323,18 @@ def _canonical_names(files: TensorFiles, layout: _Layout, prefix: str, resolved:
 
 
 def _renamer(layout: _Layout, files: TensorFiles, prefix: str, resolved: ResolvedPath):
-    """(style, function): "key" maps one name (None if unknown), "dict" converts a whole state dict
-    (the encoder modules' maps); None for official naming."""
-    if layout.naming == "official":
-        return None
+    """(style, function): "key" maps one name (None if unknown), "dict" converts a state dict (tensors
+    whose shape changes are derived from it); None where the stored names are canonical."""
     if layout.kind == "dit":
-        return "key", dit_diffusers_to_official
+        return None if layout.naming == "official" else ("key", dit_diffusers_to_official)
     if layout.kind == "vae":
+        if layout.naming == "official":
+            return None
         blocks = resolved.config.get("num_res_blocks") or _diffusers_vae_res_blocks(files.keys(), prefix)
         return "key", lambda key: vae_diffusers_to_official(key, blocks)
     if layout.kind == "t5":
-        from ..models.text_encoder.model import t5_hf_to_official
-        return "dict", t5_hf_to_official
-    from ..models.image_encoder import clip_hf_to_official
-    return "dict", clip_hf_to_official
+        return "key", (t5_official_to_hf if layout.naming == "official" else t5_hf_alias)
+    return None if layout.naming == "hf" else ("dict", clip_official_to_hf)
 
 
 def _diffusers_vae_res_blocks(keys: list[str], prefix: str) -> int:
@@ -359,10 +355,10 @@ def _apply_renamer(renamer: tuple, own: list[str], prefix: str, files: TensorFil
             canonical = rename(name)
             if canonical is None:
                 unknown.append(stored)
-            else:
+            elif canonical not in mapping or name == canonical:   # a tied tensor saved twice: one is enough
                 mapping[canonical] = stored
         if unknown:
-            raise CheckpointError(_unexpected_message(resolved.given, unknown, "keys with no official name"))
+            raise CheckpointError(_unexpected_message(resolved.given, unknown, "keys the key map does not know"))
         return mapping, None
     probes = {name: torch.empty(files.meta[stored].shape, dtype=files.meta[stored].dtype, device="meta")
               for name, stored in local.items()}
@@ -386,45 +382,6 @@ def _unexpected_message(path: str, keys: list[str], what: str) -> str:
 
 # ------------------------------------------------------------------------------------- configs
 
-def dit_config_from_shapes(shapes: Mapping[str, torch.Tensor], num_heads: int | None = None,
-                           source: str = "DiT state dict") -> DiTConfig:
-    """DiT hyper-parameters from official-named shapes, the way ComfyUI reads them.
-
-    dim = head.modulation[-1]; out_dim = head.head rows / 4; in_dim = patch_embedding input
-    channels; ffn_dim = blocks.0.ffn.0 rows; num_layers = block count; num_heads = dim / 128
-    (every released Wan2.1 DiT) unless given; model_type flf2v if img_emb.emb_pos, i2v if
-    img_emb.proj.0.bias or k_img, else t2v.
-    """
-    need = ("head.modulation", "head.head.weight", "patch_embedding.weight", "blocks.0.ffn.0.weight",
-            "text_embedding.0.weight", "time_embedding.0.weight")
-    missing = [k for k in need if k not in shapes]
-    if missing:
-        raise CheckpointError(f"{source}: missing {', '.join(missing)}; cannot read the DiT size")
-    dim = shapes["head.modulation"].shape[-1]
-    patch = tuple(shapes["patch_embedding.weight"].shape[2:])
-    if num_heads is None:
-        if dim % DIT_HEAD_DIM:
-            raise CheckpointError(f"{source}: width {dim} is not a multiple of the head size {DIT_HEAD_DIM} that "
-                                  f"every released Wan2.1 DiT uses; pass num_heads explicitly")
-        num_heads = dim // DIT_HEAD_DIM
-    if "img_emb.emb_pos" in shapes:
-        model_type = "flf2v"
-    elif "img_emb.proj.0.bias" in shapes or "blocks.0.cross_attn.k_img.weight" in shapes:
-        model_type = "i2v"
-    else:
-        model_type = "t2v"
-    layers = {int(k.split(".")[1]) for k in shapes if k.startswith("blocks.")}
-    img_dim = shapes["img_emb.proj.1.weight"].shape[1] if "img_emb.proj.1.weight" in shapes else DiTConfig.img_dim
-    try:
-        return DiTConfig(model_type=model_type, in_dim=shapes["patch_embedding.weight"].shape[1],
-                         out_dim=shapes["head.head.weight"].shape[0] // (patch[0] * patch[1] * patch[2]),
-                         dim=dim, ffn_dim=shapes["blocks.0.ffn.0.weight"].shape[0], num_heads=num_heads,
-                         num_layers=max(layers) + 1, freq_dim=shapes["time_embedding.0.weight"].shape[1],
-                         text_dim=shapes["text_embedding.0.weight"].shape[1], img_dim=img_dim, patch_size=patch)
-    except ValueError as err:
-        raise CheckpointError(f"{source}: {err}") from None
-
-
 def detect_config(checkpoint: Checkpoint, num_heads: int | None = None):
     """The model config read from the checkpoint's tensor shapes (no data is read)."""
     shapes = checkpoint.shapes()
@@ -432,13 +389,10 @@ def detect_config(checkpoint: Checkpoint, num_heads: int | None = None):
         if checkpoint.kind == "dit":
             return dit_config_from_shapes(shapes, num_heads, checkpoint.path)
         if checkpoint.kind == "vae":
-            from ..models.vae.model import vae_config_from_state_dict
-            return vae_config_from_state_dict(shapes)
+            return vae_config_from_shapes(shapes)
         if checkpoint.kind == "t5":
-            from ..models.text_encoder.model import t5_config_from_state_dict
-            return t5_config_from_state_dict(shapes)
-        from ..models.image_encoder import clip_config_from_state_dict
-        return clip_config_from_state_dict(shapes)
+            return t5_config_from_shapes(shapes)
+        return clip_config_from_shapes(shapes)
     except (KeyError, ValueError) as err:
         if isinstance(err, CheckpointError):
             raise

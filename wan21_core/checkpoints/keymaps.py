@@ -1,84 +1,27 @@
-"""Key renames between the official Wan2.1 naming and diffusers' naming, for the DiT and the VAE.
+"""Key renames from every supported file layout to each model's canonical names, as rule tables.
 
-The official names (WAN21_SPEC §2.1, §6.3) are this package's canonical names. The diffusers
-names are those of `WanTransformer3DModel` and `AutoencoderKLWan` (WAN21_SPEC §9, PEER_NOTES §2).
-Every rename keeps the tensor as it is (no reshape, no transpose), so a map is a pure key
-function and works lazily on key lists. The T5 and CLIP maps live with their models
-(`text_encoder`, `image_encoder`); `reject_unknown_keys` is their shared error.
+Canonical names are those of the module a model is built on: the official Wan2.1 names for the
+DiT (`wan/modules/model.py`, `WanModel`) and the VAE (`wan/modules/vae.py`, `WanVAE_`), which
+ComfyUI's files use too; the transformers names for the umT5 encoder (`UMT5EncoderModel`) and the
+CLIP vision tower (`CLIPVisionModel`, without its `vision_model.` prefix), which ComfyUI's umT5 and
+clip_vision_h files use. The other layouts map onto them once, at read time: diffusers'
+`WanTransformer3DModel` / `AutoencoderKLWan` names, and the official release's umT5 `.pth`
+(`wan/modules/t5.py`, `T5Encoder`) and CLIP `.pth` (`wan/modules/clip.py`, `VisionTransformer`).
 
-A rule is a pair of templates (official, diffusers). A template matches a whole key or a
-dotted prefix of it; `{n}` stands for a decimal index, copied from one side to the other.
-Prefixes in front of the model keys (ComfyUI's `model.diffusion_model.`, `vae.`, ...) are found
-with `find_prefix` from a key every layout has, and stripped before renaming.
+A rule is a pair of templates (source layout, canonical). A template matches a whole key or a
+dotted prefix of it; `{n}` stands for a decimal index, copied across. Renames keep the tensor as it
+is, so a rule table is a pure key function that works lazily on key lists; the few official CLIP
+tensors whose shape differs (`to_qkv`, `cls_embedding`, `pos_embedding`) are derived by
+`clip_official_to_hf`, one layer at a time. Prefixes in front of the model keys (ComfyUI's
+`model.diffusion_model.`, `vision_model.`, ...) are found with `find_prefix` and stripped first.
 """
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Iterable, Mapping
 
-_DIT_RULES = (
-    ("patch_embedding", "patch_embedding"),
-    ("text_embedding.0", "condition_embedder.text_embedder.linear_1"),
-    ("text_embedding.2", "condition_embedder.text_embedder.linear_2"),
-    ("time_embedding.0", "condition_embedder.time_embedder.linear_1"),
-    ("time_embedding.2", "condition_embedder.time_embedder.linear_2"),
-    ("time_projection.1", "condition_embedder.time_proj"),
-    ("img_emb.proj.0", "condition_embedder.image_embedder.norm1"),
-    ("img_emb.proj.1", "condition_embedder.image_embedder.ff.net.0.proj"),
-    ("img_emb.proj.3", "condition_embedder.image_embedder.ff.net.2"),
-    ("img_emb.proj.4", "condition_embedder.image_embedder.norm2"),
-    ("img_emb.emb_pos", "condition_embedder.image_embedder.pos_embed"),
-    ("head.modulation", "scale_shift_table"),
-    ("head.head", "proj_out"),
-    ("blocks.{n}.modulation", "blocks.{n}.scale_shift_table"),
-    ("blocks.{n}.self_attn.q", "blocks.{n}.attn1.to_q"),
-    ("blocks.{n}.self_attn.k", "blocks.{n}.attn1.to_k"),
-    ("blocks.{n}.self_attn.v", "blocks.{n}.attn1.to_v"),
-    ("blocks.{n}.self_attn.o", "blocks.{n}.attn1.to_out.0"),
-    ("blocks.{n}.self_attn.norm_q", "blocks.{n}.attn1.norm_q"),
-    ("blocks.{n}.self_attn.norm_k", "blocks.{n}.attn1.norm_k"),
-    ("blocks.{n}.cross_attn.q", "blocks.{n}.attn2.to_q"),
-    ("blocks.{n}.cross_attn.k", "blocks.{n}.attn2.to_k"),
-    ("blocks.{n}.cross_attn.v", "blocks.{n}.attn2.to_v"),
-    ("blocks.{n}.cross_attn.o", "blocks.{n}.attn2.to_out.0"),
-    ("blocks.{n}.cross_attn.norm_q", "blocks.{n}.attn2.norm_q"),
-    ("blocks.{n}.cross_attn.norm_k", "blocks.{n}.attn2.norm_k"),
-    ("blocks.{n}.cross_attn.k_img", "blocks.{n}.attn2.add_k_proj"),
-    ("blocks.{n}.cross_attn.v_img", "blocks.{n}.attn2.add_v_proj"),
-    ("blocks.{n}.cross_attn.norm_k_img", "blocks.{n}.attn2.norm_added_k"),
-    # The affine cross-attention pre-norm is `norm3` officially and `norm2` in diffusers.
-    ("blocks.{n}.norm3", "blocks.{n}.norm2"),
-    ("blocks.{n}.ffn.0", "blocks.{n}.ffn.net.0.proj"),
-    ("blocks.{n}.ffn.2", "blocks.{n}.ffn.net.2"),
-)
-
-# VAE: where a block sits (outer rules), then what its parameters are called (inner rules).
-_VAE_OUTER_RULES = (
-    ("conv1", "quant_conv"),
-    ("conv2", "post_quant_conv"),
-    ("encoder.conv1", "encoder.conv_in"),
-    ("decoder.conv1", "decoder.conv_in"),
-    ("encoder.head.0", "encoder.norm_out"),
-    ("decoder.head.0", "decoder.norm_out"),
-    ("encoder.head.2", "encoder.conv_out"),
-    ("decoder.head.2", "decoder.conv_out"),
-    ("encoder.middle.0", "encoder.mid_block.resnets.0"),
-    ("encoder.middle.1", "encoder.mid_block.attentions.0"),
-    ("encoder.middle.2", "encoder.mid_block.resnets.1"),
-    ("decoder.middle.0", "decoder.mid_block.resnets.0"),
-    ("decoder.middle.1", "decoder.mid_block.attentions.0"),
-    ("decoder.middle.2", "decoder.mid_block.resnets.1"),
-    ("encoder.downsamples.{n}", "encoder.down_blocks.{n}"),
-)
-_VAE_RESBLOCK_RULES = (
-    ("residual.0", "norm1"),
-    ("residual.2", "conv1"),
-    ("residual.3", "norm2"),
-    ("residual.6", "conv2"),
-    ("shortcut", "conv_shortcut"),
-)
-_RESBLOCK_PARENTS = re.compile(r"^(encoder\.(middle\.[02]|downsamples\.\d+)|decoder\.(middle\.[02]|upsamples\.\d+))\.")
+import torch
 
 
 def _template_regex(template: str) -> re.Pattern:
@@ -88,16 +31,15 @@ def _template_regex(template: str) -> re.Pattern:
 
 
 @lru_cache(maxsize=None)
-def _compiled(rules: tuple, to_diffusers: bool) -> tuple:
-    """[(regex of the source template, target template)], longest source first."""
-    pairs = [(d, o) if not to_diffusers else (o, d) for o, d in rules]
-    pairs.sort(key=lambda p: len(p[0]), reverse=True)
-    return tuple((_template_regex(src), dst) for src, dst in pairs)
+def _compiled(rules: tuple) -> tuple:
+    """[(regex of the source template, canonical template)], longest source first."""
+    ordered = sorted(rules, key=lambda rule: len(rule[0]), reverse=True)
+    return tuple((_template_regex(source), target) for source, target in ordered)
 
 
-def _apply_rules(key: str, rules: tuple, to_diffusers: bool) -> str | None:
-    """Rename the matched prefix of `key`; None if no rule matches."""
-    for regex, target in _compiled(rules, to_diffusers):
+def rename(key: str, rules: tuple) -> str | None:
+    """`key` with its matched prefix renamed by the first (longest) matching rule; None if none matches."""
+    for regex, target in _compiled(rules):
         match = regex.match(key)
         if match:
             index = match.groupdict().get("n")
@@ -106,72 +48,184 @@ def _apply_rules(key: str, rules: tuple, to_diffusers: bool) -> str | None:
     return None
 
 
-def dit_official_to_diffusers(key: str) -> str | None:
-    """diffusers name of an official DiT key; None for a key the DiT does not have."""
-    return _apply_rules(key, _DIT_RULES, to_diffusers=True)
+# ------------------------------------------------------------------------------------- DiT
+
+DIT_FROM_DIFFUSERS = (   # diffusers `WanTransformer3DModel` -> official `WanModel`
+    ("patch_embedding", "patch_embedding"),
+    ("condition_embedder.text_embedder.linear_1", "text_embedding.0"),
+    ("condition_embedder.text_embedder.linear_2", "text_embedding.2"),
+    ("condition_embedder.time_embedder.linear_1", "time_embedding.0"),
+    ("condition_embedder.time_embedder.linear_2", "time_embedding.2"),
+    ("condition_embedder.time_proj", "time_projection.1"),
+    ("condition_embedder.image_embedder.norm1", "img_emb.proj.0"),
+    ("condition_embedder.image_embedder.ff.net.0.proj", "img_emb.proj.1"),
+    ("condition_embedder.image_embedder.ff.net.2", "img_emb.proj.3"),
+    ("condition_embedder.image_embedder.norm2", "img_emb.proj.4"),
+    ("condition_embedder.image_embedder.pos_embed", "img_emb.emb_pos"),
+    ("scale_shift_table", "head.modulation"),
+    ("proj_out", "head.head"),
+    ("blocks.{n}.scale_shift_table", "blocks.{n}.modulation"),
+    ("blocks.{n}.attn1.to_q", "blocks.{n}.self_attn.q"),
+    ("blocks.{n}.attn1.to_k", "blocks.{n}.self_attn.k"),
+    ("blocks.{n}.attn1.to_v", "blocks.{n}.self_attn.v"),
+    ("blocks.{n}.attn1.to_out.0", "blocks.{n}.self_attn.o"),
+    ("blocks.{n}.attn1.norm_q", "blocks.{n}.self_attn.norm_q"),
+    ("blocks.{n}.attn1.norm_k", "blocks.{n}.self_attn.norm_k"),
+    ("blocks.{n}.attn2.to_q", "blocks.{n}.cross_attn.q"),
+    ("blocks.{n}.attn2.to_k", "blocks.{n}.cross_attn.k"),
+    ("blocks.{n}.attn2.to_v", "blocks.{n}.cross_attn.v"),
+    ("blocks.{n}.attn2.to_out.0", "blocks.{n}.cross_attn.o"),
+    ("blocks.{n}.attn2.norm_q", "blocks.{n}.cross_attn.norm_q"),
+    ("blocks.{n}.attn2.norm_k", "blocks.{n}.cross_attn.norm_k"),
+    ("blocks.{n}.attn2.add_k_proj", "blocks.{n}.cross_attn.k_img"),
+    ("blocks.{n}.attn2.add_v_proj", "blocks.{n}.cross_attn.v_img"),
+    ("blocks.{n}.attn2.norm_added_k", "blocks.{n}.cross_attn.norm_k_img"),
+    # The affine cross-attention pre-norm is `norm3` in the official code and `norm2` in diffusers.
+    ("blocks.{n}.norm2", "blocks.{n}.norm3"),
+    ("blocks.{n}.ffn.net.0.proj", "blocks.{n}.ffn.0"),
+    ("blocks.{n}.ffn.net.2", "blocks.{n}.ffn.2"),
+)
 
 
 def dit_diffusers_to_official(key: str) -> str | None:
     """Official name of a diffusers `WanTransformer3DModel` key; None for an unknown key."""
-    return _apply_rules(key, _DIT_RULES, to_diffusers=False)
+    return rename(key, DIT_FROM_DIFFUSERS)
 
 
-def _decoder_block_to_diffusers(index: int, num_res_blocks: int) -> str:
-    """Official `decoder.upsamples.{index}` → diffusers `decoder.up_blocks.{stage}.…`.
+# ------------------------------------------------------------------------------------- VAE
 
-    Each decoder stage holds num_res_blocks + 1 residual blocks, then one resample (except the
-    last stage), flattened into one official list.
-    """
-    per_stage = num_res_blocks + 2
-    stage, position = divmod(index, per_stage)
-    if position == num_res_blocks + 1:
-        return f"decoder.up_blocks.{stage}.upsamplers.0"
-    return f"decoder.up_blocks.{stage}.resnets.{position}"
-
-
-def _decoder_block_to_official(stage: int, kind: str, position: int, num_res_blocks: int) -> str:
-    per_stage = num_res_blocks + 2
-    offset = num_res_blocks + 1 if kind == "upsamplers" else position
-    return f"decoder.upsamples.{stage * per_stage + offset}"
-
-
-def vae_official_to_diffusers(key: str, num_res_blocks: int = 2) -> str | None:
-    """diffusers `AutoencoderKLWan` name of an official Wan2.1 VAE key; None for an unknown key."""
-    inner_renamed = _rename_resblock_params(key, to_diffusers=True)
-    match = re.match(r"^decoder\.upsamples\.(\d+)(?=\.)", inner_renamed)
-    if match:
-        return _decoder_block_to_diffusers(int(match.group(1)), num_res_blocks) + inner_renamed[match.end():]
-    return _apply_rules(inner_renamed, _VAE_OUTER_RULES, to_diffusers=True)
+# VAE: where a block sits (outer rules), then what its parameters are called (inner rules).
+VAE_FROM_DIFFUSERS = (
+    ("quant_conv", "conv1"),
+    ("post_quant_conv", "conv2"),
+    ("encoder.conv_in", "encoder.conv1"),
+    ("decoder.conv_in", "decoder.conv1"),
+    ("encoder.norm_out", "encoder.head.0"),
+    ("decoder.norm_out", "decoder.head.0"),
+    ("encoder.conv_out", "encoder.head.2"),
+    ("decoder.conv_out", "decoder.head.2"),
+    ("encoder.mid_block.resnets.0", "encoder.middle.0"),
+    ("encoder.mid_block.attentions.0", "encoder.middle.1"),
+    ("encoder.mid_block.resnets.1", "encoder.middle.2"),
+    ("decoder.mid_block.resnets.0", "decoder.middle.0"),
+    ("decoder.mid_block.attentions.0", "decoder.middle.1"),
+    ("decoder.mid_block.resnets.1", "decoder.middle.2"),
+    ("encoder.down_blocks.{n}", "encoder.downsamples.{n}"),
+)
+VAE_RESBLOCK_FROM_DIFFUSERS = (
+    ("norm1", "residual.0"),
+    ("conv1", "residual.2"),
+    ("norm2", "residual.3"),
+    ("conv2", "residual.6"),
+    ("conv_shortcut", "shortcut"),
+)
+_RESBLOCK_PARENTS = re.compile(r"^(encoder\.(middle\.[02]|downsamples\.\d+)|decoder\.(middle\.[02]|upsamples\.\d+))\.")
+_DIFFUSERS_DECODER_BLOCK = re.compile(r"^decoder\.up_blocks\.(\d+)\.(resnets|upsamplers)\.(\d+)(?=\.)")
 
 
 def vae_diffusers_to_official(key: str, num_res_blocks: int = 2) -> str | None:
-    """Official Wan2.1 VAE name of a diffusers `AutoencoderKLWan` key; None for an unknown key."""
-    match = re.match(r"^decoder\.up_blocks\.(\d+)\.(resnets|upsamplers)\.(\d+)(?=\.)", key)
+    """Official Wan2.1 VAE name of a diffusers `AutoencoderKLWan` key; None for an unknown key.
+
+    The official decoder flattens its stages into one list `decoder.upsamples.{i}`: each stage holds
+    num_res_blocks + 1 residual blocks, then one resample (except the last stage).
+    """
+    match = _DIFFUSERS_DECODER_BLOCK.match(key)
     if match:
         stage, kind, position = int(match.group(1)), match.group(2), int(match.group(3))
-        outer = _decoder_block_to_official(stage, kind, position, num_res_blocks) + key[match.end():]
+        offset = num_res_blocks + 1 if kind == "upsamplers" else position
+        outer = f"decoder.upsamples.{stage * (num_res_blocks + 2) + offset}" + key[match.end():]
     else:
-        outer = _apply_rules(key, _VAE_OUTER_RULES, to_diffusers=False)
+        outer = rename(key, VAE_FROM_DIFFUSERS)
     if outer is None:
         return None
-    return _rename_resblock_params(outer, to_diffusers=False)
-
-
-def _rename_resblock_params(key: str, to_diffusers: bool) -> str:
-    """Rename the parameters inside a residual block (the key's block path is official)."""
-    parent = _RESBLOCK_PARENTS.match(key)
+    parent = _RESBLOCK_PARENTS.match(outer)
     if parent is None:
-        return key
-    inner = key[parent.end():]
-    renamed = _apply_rules(inner, _VAE_RESBLOCK_RULES, to_diffusers)
-    return key[:parent.end()] + (renamed if renamed is not None else inner)
+        return outer
+    inner = outer[parent.end():]
+    return outer[:parent.end()] + (rename(inner, VAE_RESBLOCK_FROM_DIFFUSERS) or inner)
 
 
-def rename_keys(keys: Iterable[str], rename: Callable[[str], str | None]) -> tuple[dict, list]:
-    """({new key: old key}, [keys that `rename` does not know])."""
+# ------------------------------------------------------------------------------------- umT5
+
+T5_FROM_OFFICIAL = (   # official `T5Encoder` -> transformers `UMT5EncoderModel`
+    ("token_embedding", "shared"),
+    ("norm", "encoder.final_layer_norm"),
+    ("blocks.{n}.norm1", "encoder.block.{n}.layer.0.layer_norm"),
+    ("blocks.{n}.attn.q", "encoder.block.{n}.layer.0.SelfAttention.q"),
+    ("blocks.{n}.attn.k", "encoder.block.{n}.layer.0.SelfAttention.k"),
+    ("blocks.{n}.attn.v", "encoder.block.{n}.layer.0.SelfAttention.v"),
+    ("blocks.{n}.attn.o", "encoder.block.{n}.layer.0.SelfAttention.o"),
+    ("blocks.{n}.pos_embedding.embedding", "encoder.block.{n}.layer.0.SelfAttention.relative_attention_bias"),
+    ("blocks.{n}.norm2", "encoder.block.{n}.layer.1.layer_norm"),
+    ("blocks.{n}.ffn.gate.0", "encoder.block.{n}.layer.1.DenseReluDense.wi_0"),   # GELU branch
+    ("blocks.{n}.ffn.fc1", "encoder.block.{n}.layer.1.DenseReluDense.wi_1"),      # linear branch
+    ("blocks.{n}.ffn.fc2", "encoder.block.{n}.layer.1.DenseReluDense.wo"),
+)
+# transformers saves the tied input embedding under both names; `shared.weight` is canonical.
+T5_TIED = (("encoder.embed_tokens", "shared"),)
+
+
+def t5_official_to_hf(key: str) -> str | None:
+    """transformers name of an official umT5 key; None for an unknown key."""
+    return rename(key, T5_FROM_OFFICIAL)
+
+
+def t5_hf_alias(key: str) -> str:
+    """A transformers umT5 key with the tied embedding under its canonical name."""
+    return rename(key, T5_TIED) or key
+
+
+# ------------------------------------------------------------------------------------- CLIP vision
+
+CLIP_FROM_OFFICIAL = (   # official `VisionTransformer` (keys without `visual.`) -> `CLIPVisionModel`
+    ("patch_embedding", "embeddings.patch_embedding"),
+    ("pre_norm", "pre_layrnorm"),
+    ("post_norm", "post_layernorm"),
+    ("transformer.{n}.norm1", "encoder.layers.{n}.layer_norm1"),
+    ("transformer.{n}.norm2", "encoder.layers.{n}.layer_norm2"),
+    ("transformer.{n}.attn.proj", "encoder.layers.{n}.self_attn.out_proj"),
+    ("transformer.{n}.mlp.0", "encoder.layers.{n}.mlp.fc1"),
+    ("transformer.{n}.mlp.2", "encoder.layers.{n}.mlp.fc2"),
+)
+CLIP_QKV = ("q_proj", "k_proj", "v_proj")   # order of the rows of the official `to_qkv`
+CLIP_NOT_WEIGHTS = ("embeddings.position_ids",)   # a buffer some transformers versions save
+_OFFICIAL_QKV = re.compile(r"transformer\.(\d+)\.attn\.to_qkv\.(weight|bias)")
+
+
+def clip_official_to_hf(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official visual-tower tensors -> `CLIPVisionModel` tensors (views; renames keep the object).
+
+    `to_qkv` is split into q/k/v; `cls_embedding` [1,1,D] and `pos_embedding` [1,N,D] lose their
+    leading ones; `head` (the projection, which Wan does not use) is dropped. Works on any subset.
+    """
+    out, unknown = {}, []
+    for key, tensor in sd.items():
+        qkv = _OFFICIAL_QKV.fullmatch(key)
+        if key == "cls_embedding":
+            out["embeddings.class_embedding"] = tensor.reshape(tensor.shape[-1])            # [1,1,D] -> [D]
+        elif key == "pos_embedding":
+            out["embeddings.position_embedding.weight"] = tensor.reshape(tensor.shape[-2:])  # [1,N,D] -> [N,D]
+        elif qkv:
+            layer, param = qkv.groups()
+            for name, part in zip(CLIP_QKV, tensor.chunk(3, dim=0)):                          # [3D,...] -> 3x[D,...]
+                out[f"encoder.layers.{layer}.self_attn.{name}.{param}"] = part
+        elif key != "head":
+            renamed = rename(key, CLIP_FROM_OFFICIAL)
+            if renamed is None:
+                unknown.append(key)
+            else:
+                out[renamed] = tensor
+    reject_unknown_keys(unknown, "official CLIP visual", "CLIP vision-tower weights")
+    return out
+
+
+# ------------------------------------------------------------------------------------- shared
+
+def rename_keys(keys: Iterable[str], rename_one) -> tuple[dict, list]:
+    """({new key: old key}, [keys that `rename_one` does not know])."""
     mapping, unknown = {}, []
     for key in keys:
-        new = rename(key)
+        new = rename_one(key)
         if new is None:
             unknown.append(key)
         else:

@@ -8,9 +8,11 @@ ie = load_image_encoder(path)                           # ImageEncoder: ie.encod
 ```
 `path` may be a single file (.safetensors, .pth), a shard or shard index of a sharded
 safetensors set, a diffusers/transformers model folder, a diffusers pipeline folder or an
-official Wan2.1 release folder (see `checkpoint_files`). Models are built on the meta device and
-receive the checkpoint tensors by `load_state_dict(assign=True)`; each tensor is read, converted
-and moved on its own, so no second full copy of the weights exists at any time.
+official Wan2.1 release folder (see `files`). Models are built on the meta device and receive the
+checkpoint tensors, under their canonical names (see `keymaps`), by `load_state_dict(assign=True)`;
+each tensor is read, converted and moved on its own, so no second full copy of the weights exists.
+`vae_from_state_dict`, `text_encoder_from_state_dict` and `image_encoder_from_state_dict` build the
+same models from canonical-named tensors already in memory.
 
 dtype defaults (`dtype=None`):
 - DiT: the stored floating dtype (fp32 / fp16 / bf16); fp8 files are dequantised to bfloat16.
@@ -24,15 +26,18 @@ dtype defaults (`dtype=None`):
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import torch
-from torch import nn
 
-from .checkpoint import KIND_NAMES, Checkpoint, CheckpointError, dit_config_from_shapes, open_checkpoint
-from .fp8 import FP8Linear, is_fp8, quantize, swap_linears_for_fp8
+from .assembly import check_keys, check_plain_dtype, config_or_error, expected_shapes, finish, read_state
+from .checkpoint import CheckpointError, open_checkpoint
+from .configs import clip_config_from_shapes, dit_config_from_shapes, t5_config_from_shapes, vae_config_from_shapes
+from .fp8 import is_fp8, swap_linears_for_fp8
+from .keymaps import T5_TIED
 
-__all__ = ["load_dit", "load_vae", "load_text_encoder", "load_image_encoder", "CheckpointError"]
+__all__ = ["default_dit_dtype", "load_dit", "load_vae", "load_text_encoder", "load_image_encoder",
+           "vae_from_state_dict", "text_encoder_from_state_dict", "image_encoder_from_state_dict", "CheckpointError"]
 
 PathLike = str | os.PathLike
 _MODEL_TYPE_NAMES = {"t2v": "text-to-video", "i2v": "image-to-video", "flf2v": "first-last-frame-to-video"}
@@ -49,7 +54,7 @@ def load_dit(path: PathLike, device: torch.device | str = "cpu", dtype: torch.dt
     num_heads: override the head count (default dim / 128, as in every released Wan2.1 DiT).
     compute_dtype: the dtype of the matmuls (default: the model's own default, bfloat16 for fp8).
     """
-    from ..models.dit.model import WanModel
+    from ..models.dit import WanModel
 
     checkpoint = open_checkpoint(path, "dit")
     try:
@@ -63,18 +68,18 @@ def load_dit(path: PathLike, device: torch.device | str = "cpu", dtype: torch.dt
         if fp8_storage is not None:
             compute = compute_dtype or torch.bfloat16
             swap_linears_for_fp8(model, fp8_storage, compute, keep=WanModel.keeps_fp32)
-        expected = _expected_shapes(model)
-        _check_keys(checkpoint, expected)
+        expected = expected_shapes(model)
+        check_keys(checkpoint, expected)
 
         def target(key: str) -> torch.dtype:
             return torch.float32 if WanModel.keeps_fp32(key) else weight_dtype
-        state = _read_state(checkpoint, expected, target, device, model)
+        state = read_state(checkpoint, expected, target, device, model)
         model.load_state_dict(state, strict=True, assign=True)
     finally:
         checkpoint.close()
     if compute_dtype is not None or fp8_storage is not None:
         model.compute_dtype = compute_dtype or torch.bfloat16
-    return _finish(model, device)
+    return finish(model, device)
 
 
 def _dit_weight_dtype(dtype: torch.dtype | None, stored: torch.dtype) -> torch.dtype:
@@ -86,6 +91,19 @@ def _dit_weight_dtype(dtype: torch.dtype | None, stored: torch.dtype) -> torch.d
     if not dtype.is_floating_point:
         raise ValueError(f"dtype: expected a floating dtype, found {dtype}")
     return dtype
+
+
+def default_dit_dtype(info, device: torch.device | str) -> torch.dtype | None:
+    """The weight dtype a DiT file gets when the user asks for none (`load_dit(dtype=...)`).
+
+    fp8 files stay fp8 (dequantised per layer); fp16 weights computing on a CPU become float32 (as
+    in ComfyUI: CPUs have no fast, accurate fp16 matmul); otherwise None, the stored dtype.
+    `info` is the file's `CheckpointInfo` (`inspect_checkpoint(path, "dit")`).
+    """
+    if info.fp8 is not None:
+        return info.fp8
+    on_cpu = torch.device(device).type == "cpu"
+    return torch.float32 if on_cpu and info.stored_dtype == torch.float16 else None
 
 
 def _check_model_type(path: str, config, require: str | Iterable[str] | None) -> None:
@@ -106,20 +124,31 @@ def _check_model_type(path: str, config, require: str | Iterable[str] | None) ->
 
 def load_vae(path: PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = torch.float32):
     """Load the Wan2.1 VAE (`WanVAE`); dtype None keeps the stored dtype."""
-    from ..models.vae.model import WanVAE, vae_config_from_state_dict
+    from ..models.vae import WanVAE
 
     checkpoint = open_checkpoint(path, "vae")
     try:
-        config = _config_or_error(checkpoint, vae_config_from_state_dict)
+        config = config_or_error(checkpoint, vae_config_from_shapes)
         with torch.device("meta"):
             model = WanVAE(config)
-        expected = _expected_shapes(model)
-        _check_keys(checkpoint, expected)
-        state = _read_state(checkpoint, expected, lambda key: dtype, device, model)
+        expected = expected_shapes(model)
+        check_keys(checkpoint, expected)
+        state = read_state(checkpoint, expected, lambda key: dtype, device, model)
         model.load_state_dict(state, strict=True, assign=True)
     finally:
         checkpoint.close()
-    return _finish(model, device)
+    return finish(model, device)
+
+
+def vae_from_state_dict(state: Mapping[str, torch.Tensor], device: torch.device | str | None = None,
+                        dtype: torch.dtype | None = None):
+    """A `WanVAE` adopting official-named tensors (strict); without dtype/device they are used as they are."""
+    from ..models.vae import WanVAE
+
+    with torch.device("meta"):
+        model = WanVAE(vae_config_from_shapes(state))
+    model.load_state_dict(state, strict=True, assign=True)
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
 
 # ------------------------------------------------------------------------------------- text encoder
@@ -132,16 +161,12 @@ def load_text_encoder(path: PathLike, device: torch.device | str = "cpu",
     folder. By default it is the `spiece_model` tensor embedded in ComfyUI's files, else a
     tokenizer folder next to the weights (diffusers `tokenizer/`, official `google/umt5-xxl/`).
     """
-    from transformers import UMT5EncoderModel
-
-    from ..models.text_encoder.model import TextEncoder, t5_config_from_state_dict, t5_hf_to_official
-
-    _check_plain_dtype(dtype, "load_text_encoder")
+    check_plain_dtype(dtype, "load_text_encoder")
     checkpoint = open_checkpoint(path, "t5")
     try:
-        config = _config_or_error(checkpoint, t5_config_from_state_dict)
-        expected = _official_shapes_of(UMT5EncoderModel, config, t5_hf_to_official)
-        _check_keys(checkpoint, expected)
+        model = _meta_umt5(config_or_error(checkpoint, t5_config_from_shapes))
+        expected = _untied(expected_shapes(model))
+        check_keys(checkpoint, expected)
         source = tokenizer if tokenizer is not None else checkpoint.tokenizer_source()
         if source is None:
             raise CheckpointError(
@@ -153,119 +178,116 @@ def load_text_encoder(path: PathLike, device: torch.device | str = "cpu",
     finally:
         checkpoint.close()
     try:
-        return TextEncoder.from_official_state_dict(state, source, device=device, dtype=dtype)
+        return _text_encoder(model, state, source)
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise CheckpointError(f"{checkpoint.path}: {err.args[0] if err.args else err}") from None
+
+
+def text_encoder_from_state_dict(state: Mapping[str, torch.Tensor], tokenizer, device: torch.device | str = "cpu",
+                                 dtype: torch.dtype = torch.bfloat16):
+    """A `TextEncoder` from `UMT5EncoderModel`-named tensors and a tokenizer (anything `UMT5Tokenizer.load`
+    takes). The official model runs in bf16; float32 works too. Tensors already on `device` in `dtype`
+    become the parameters without a copy."""
+    check_plain_dtype(dtype, "text_encoder_from_state_dict")
+    model = _meta_umt5(t5_config_from_shapes(state))
+    missing = sorted(set(_untied(expected_shapes(model))) - set(state))
+    if missing:
+        raise KeyError(f"umT5 state dict: missing {len(missing)} weights of the detected "
+                       f"{model.config.num_layers}-layer encoder: {', '.join(missing[:8])}")
+    return _text_encoder(model, {k: v.to(device=device, dtype=dtype) for k, v in state.items()}, tokenizer)
+
+
+def _meta_umt5(config):
+    from transformers import UMT5EncoderModel
+
+    with torch.device("meta"):
+        return UMT5EncoderModel(config)
+
+
+def _untied(shapes: dict) -> dict:
+    """The expected keys without the second name of the tied input embedding."""
+    return {k: v for k, v in shapes.items() if not any(k.startswith(alias + ".") for alias, _ in T5_TIED)}
+
+
+def _text_encoder(model, state: Mapping[str, torch.Tensor], tokenizer):
+    """Adopt the tensors (the tied embedding under both names) and pair the model with its tokenizer."""
+    from ..models.text_encoder import TextEncoder, UMT5Tokenizer
+
+    tied = {alias + ".weight": state[canonical + ".weight"] for alias, canonical in T5_TIED
+            if canonical + ".weight" in state}
+    try:
+        model.load_state_dict({**state, **tied}, strict=True, assign=True)
+    except RuntimeError as err:
+        raise ValueError(f"umT5 weights do not fit the detected config: {err}") from None
+    model.set_input_embeddings(model.shared)   # one embedding module under both names
+    if not isinstance(tokenizer, UMT5Tokenizer):
+        tokenizer = UMT5Tokenizer.load(tokenizer)
+    return TextEncoder(model.eval().requires_grad_(False), tokenizer)
 
 
 # ------------------------------------------------------------------------------------- image encoder
 
 def load_image_encoder(path: PathLike, device: torch.device | str = "cpu", dtype: torch.dtype | None = None):
     """Load the CLIP ViT-H/14 visual tower (`ImageEncoder`); dtype None: fp16 on CUDA, else fp32."""
-    from transformers import CLIPVisionModel
-
-    from ..models.image_encoder import ImageEncoder, clip_config_from_state_dict, clip_hf_to_official
-
     device = torch.device(device)
     dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-    _check_plain_dtype(dtype, "load_image_encoder")
+    check_plain_dtype(dtype, "load_image_encoder")
     checkpoint = open_checkpoint(path, "clip_vision")
     try:
-        config = _config_or_error(checkpoint, clip_config_from_state_dict)
-        expected = _official_shapes_of(CLIPVisionModel, config, clip_hf_to_official)
-        _check_keys(checkpoint, expected, optional=("head",))
-        state = {key: checkpoint.read(key, dtype, device) for key in expected if key in checkpoint.keys()}
+        model = _meta_clip(config_or_error(checkpoint, clip_config_from_shapes))
+        expected = _clip_local_shapes(model)
+        check_keys(checkpoint, expected)
+        state = {key: checkpoint.read(key, dtype, device) for key in expected}
     finally:
         checkpoint.close()
     try:
-        return ImageEncoder.from_official_state_dict(state, device=device, dtype=dtype)
+        return _image_encoder(model, state, device)
     except (ValueError, KeyError) as err:
         raise CheckpointError(f"{checkpoint.path}: {err.args[0] if err.args else err}") from None
 
 
-# ------------------------------------------------------------------------------------- shared steps
+def image_encoder_from_state_dict(state: Mapping[str, torch.Tensor], device: torch.device | str = "cpu",
+                                  dtype: torch.dtype | None = None):
+    """An `ImageEncoder` from `CLIPVisionModel`-named tensors (no `vision_model.` prefix).
 
-def _check_plain_dtype(dtype: torch.dtype, caller: str) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point or is_fp8(dtype):
-        raise ValueError(f"{caller}: dtype must be float32, float16 or bfloat16; found {dtype}")
-
-
-def _config_or_error(checkpoint: Checkpoint, read_config: Callable):
-    try:
-        return read_config(checkpoint.shapes())
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{checkpoint.path}: cannot read the {KIND_NAMES[checkpoint.kind]} config: "
-                              f"{err.args[0] if err.args else err}") from None
-
-
-def _official_shapes_of(model_class, config, to_official: Callable) -> dict[str, tuple]:
-    """Official key -> shape of a transformers model built (weightless) from `config`."""
-    with torch.device("meta"):
-        reference = model_class(config)
-    return {k: tuple(v.shape) for k, v in to_official(reference.state_dict()).items()}
-
-
-def _expected_shapes(model: nn.Module) -> dict[str, tuple]:
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def _check_keys(checkpoint: Checkpoint, expected: Mapping[str, tuple], optional: Iterable[str] = ()) -> None:
-    """Every expected tensor present with its shape; nothing unknown besides `optional` keys."""
-    found = set(checkpoint.keys())
-    missing = sorted(k for k in expected if k not in found and not k.endswith(".scale_weight"))
-    unexpected = sorted(k for k in found if k not in expected and k not in optional)
-    wrong = sorted(k for k in expected if k in found and tuple(checkpoint.meta(k).shape) != tuple(expected[k]))
-    if not (missing or unexpected or wrong):
-        return
-    parts = []
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:5])})")
-    if missing:
-        parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:5])})")
-    if wrong:
-        parts.append("shape mismatches: " + ", ".join(
-            f"{k} {tuple(checkpoint.meta(k).shape)} vs {tuple(expected[k])}" for k in wrong[:3]))
-    raise CheckpointError(f"{checkpoint.path}: the keys do not match a {KIND_NAMES[checkpoint.kind]} "
-                          f"({checkpoint.naming} naming, detected config): " + "; ".join(parts))
-
-
-def _read_state(checkpoint: Checkpoint, expected: Mapping[str, tuple], target: Callable[[str], torch.dtype],
-                device, model: nn.Module) -> dict[str, torch.Tensor]:
-    """Read every expected tensor, one at a time, in its final dtype and on `device`.
-
-    Weights of `FP8Linear` modules stay fp8 (file fp8 of the same dtype is kept with its scale;
-    anything else is quantised per tensor).
+    dtype None: float16 on CUDA (the official dtype), float32 elsewhere.
     """
-    fp8_modules = {name for name, m in model.named_modules() if isinstance(m, FP8Linear)}
-    state: dict[str, torch.Tensor] = {}
-    for key in expected:
-        module, _, param = key.rpartition(".")
-        if module in fp8_modules and param in ("weight", "scale_weight"):
-            if param == "weight":
-                storage = model.get_submodule(module).weight.dtype
-                state[key], state[f"{module}.scale_weight"] = _fp8_weight(checkpoint, key, storage, device)
-            continue
-        if module in fp8_modules and param == "bias":
-            state[key] = checkpoint.read(key, model.get_submodule(module).compute_dtype, device)
-            continue
-        state[key] = checkpoint.read(key, target(key), device)
-    return state
+    device = torch.device(device)
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    model = _meta_clip(clip_config_from_shapes(state))
+    missing = sorted(set(_clip_local_shapes(model)) - set(state))
+    if missing:
+        raise KeyError(f"CLIP vision state dict: missing {len(missing)} weights of the detected "
+                       f"{model.config.num_hidden_layers}-layer tower: {', '.join(missing[:8])}")
+    return _image_encoder(model, {k: v.to(device=device, dtype=dtype) for k, v in state.items()}, device)
 
 
-def _fp8_weight(checkpoint: Checkpoint, key: str, storage: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fp8 weight, float32 scale) for an FP8Linear: as stored when possible, else quantised."""
-    if checkpoint.meta(key).dtype == storage:
-        scale = checkpoint.scale(key)
-        weight = checkpoint.read(key, storage, device, keep_fp8=True)
-        return weight, (scale if scale is not None else torch.ones(())).to(device=device, dtype=torch.float32)
-    weight, scale = quantize(checkpoint.read(key, torch.float32, device), storage)
-    return weight, scale
+_CLIP_PREFIX = "vision_model."   # transformers 4.x nests the tower under it; 5.x does not
 
 
-def _finish(model: nn.Module, device) -> nn.Module:
-    """Eval mode, no grads, and no tensor left on the meta device."""
-    left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
-        raise RuntimeError(f"{type(model).__name__}: tensors left on the meta device after loading: "
-                           f"{', '.join(left[:5])}")
-    return model.eval().requires_grad_(False)
+def _meta_clip(config):
+    from transformers import CLIPVisionModel
+
+    with torch.device("meta"):
+        return CLIPVisionModel(config)
+
+
+def _clip_local_shapes(model) -> dict[str, tuple]:
+    return {k.removeprefix(_CLIP_PREFIX): v for k, v in expected_shapes(model).items()}
+
+
+def _image_encoder(model, state: Mapping[str, torch.Tensor], device: torch.device):
+    """Adopt the tensors, rebuild the non-persistent `position_ids` buffer and wrap the model."""
+    from ..models.image_encoder import ImageEncoder
+
+    prefix = _CLIP_PREFIX if any(k.startswith(_CLIP_PREFIX) for k in model.state_dict()) else ""
+    try:
+        model.load_state_dict({prefix + k: v for k, v in state.items()}, strict=True, assign=True)
+    except RuntimeError as err:
+        raise ValueError(f"CLIP vision weights do not fit the detected config: {err}") from None
+    for module in model.modules():
+        buffer = getattr(module, "position_ids", None)
+        if isinstance(buffer, torch.Tensor) and buffer.is_meta:
+            positions = torch.arange(buffer.shape[-1], device=device).expand(buffer.shape)
+            module.register_buffer("position_ids", positions, persistent=False)
+    return ImageEncoder(finish(model, device))

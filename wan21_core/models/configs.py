@@ -1,4 +1,5 @@
-"""Model configurations and constants of Wan2.1 (see WAN21_SPEC §1, §6.5).
+"""Model configurations and constants of Wan2.1 (see the official `wan/configs/*.py`,
+`wan/modules/model.py` `WanModel.__init__` and `wan/modules/vae.py` `WanVAE`).
 
 Every loader detects its config from the weights; the presets here are the released sizes.
 """
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 
 MODEL_TYPES = ("t2v", "i2v", "flf2v")
 
-# Per-channel statistics of the raw VAE latent (WAN21_SPEC §6.5).
+# Per-channel statistics of the raw VAE latent (official `wan/modules/vae.py`, `WanVAE.__init__` mean/std).
 LATENT_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
                0.4134, -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921)
 LATENT_STD = (2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743,

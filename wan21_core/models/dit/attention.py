@@ -58,10 +58,6 @@ def set_attention_backend(name: str) -> None:
     _default_backend = _check_backend(name)
 
 
-def get_attention_backend() -> str:
-    return _default_backend
-
-
 def _broadcast_batch(q, k, v):
     batch = max(q.shape[0], k.shape[0], v.shape[0])
     return tuple(t.expand(batch, *t.shape[1:]) for t in (q, k, v))

@@ -1,6 +1,9 @@
-"""Building blocks of the Wan2.1 DiT (WAN21_SPEC §2.1–§2.3), with the official module names.
+"""Building blocks of the Wan2.1 DiT (official `wan/modules/model.py`: `WanSelfAttention`,
+`WanI2VCrossAttention`, `WanAttentionBlock`, `Head`, `MLPProj`), with the official module names.
 
-Precision rules shared by every block (the official bf16-autocast semantics, WAN21_SPEC §2.5):
+Precision rules shared by every block (the official bf16-autocast semantics: `wan/image2video.py`
+`WanI2V.generate` samples under bf16 autocast, `wan/modules/model.py` `WanAttentionBlock.forward` and
+`WanModel.forward` keep fp32 autocast regions):
 the residual stream, the modulation, every LayerNorm and RMSNorm and RoPE run in fp32; the big
 linear layers and attention run in the compute dtype `cd` that the model passes in.
 """
@@ -172,7 +175,8 @@ class CrossAttention(nn.Module):
 class WanBlock(nn.Module):
     """One DiT block: modulated self-attention, affine-normed cross-attention, modulated FFN.
 
-    Official order (WAN21_SPEC §2.3): norm1 -> self_attn, norm3 (affine) -> cross_attn, norm2 -> ffn.
+    Official order (`wan/modules/model.py`, `WanAttentionBlock.forward`): norm1 -> self_attn,
+    norm3 (affine) -> cross_attn, norm2 -> ffn.
     """
 
     def __init__(self, dim: int, ffn_dim: int, num_heads: int, eps: float, image_input: bool):

@@ -1,9 +1,10 @@
-"""The Wan2.1 diffusion transformer `WanModel` (WAN21_SPEC §2): t2v, i2v and flf2v.
+"""The Wan2.1 diffusion transformer `WanModel` (official `wan/modules/model.py`, `WanModel`): t2v, i2v and flf2v.
 
 Call:  v = model(x, t, context, clip_fea=None, y=None)   (velocity, float32 [B, 16, T, H, W])
 Fast sampling:  cache = model.prepare_context(context, clip_fea);  v = model(x, t, y=y, cache=cache)
 
-The state dict carries exactly the official Wan2.1 keys (WAN21_SPEC §2.1); the RoPE table is not
+The state dict carries exactly the official Wan2.1 keys (`wan/modules/model.py`, `WanModel.__init__`);
+the RoPE table is not
 in it. A checkpoint's tensors define the config as follows (`DiTConfig` field <- tensor):
 
 | field | defined by |
@@ -25,7 +26,8 @@ batches broadcast):
 - t [B] (or a scalar): timesteps in 0..1000, float or int. They are truncated to integers
   (towards zero, like the official int64 timesteps): t = 500.7 acts as 500.
 - context [B, L, 4096] or a list of [L_i, 4096] T5 outputs, L <= 512. Each is zero-padded to 512
-  tokens and the padding is NOT masked (the official behaviour, PEER_NOTES G1/G2).
+  tokens and the padding is NOT masked (the official behaviour: `wan/modules/model.py` `WanModel.forward`
+  pads to `text_len` with `context_lens=None`; diffusers `WanTransformer3DModel` passes no mask either).
 - clip_fea (i2v/flf2v): CLIP penultimate hidden states [B, 257, 1280]. flf2v takes [B, 514, 1280]:
   first-frame tokens then last-frame tokens (the official [2, 257, 1280] is `.reshape(1, 514, 1280)`).
 - y (i2v/flf2v): [B, 20, T, H, W] = 4 mask channels + 16 condition-latent channels, appended

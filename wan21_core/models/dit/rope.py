@@ -1,4 +1,4 @@
-"""3D rotary position embedding of the Wan2.1 DiT (WAN21_SPEC §2.4).
+"""3D rotary position embedding of the Wan2.1 DiT (official `wan/modules/model.py`, `rope_params`, `rope_apply`).
 
 Each head of 128 channels is split into 64 interleaved pairs (2j, 2j+1). The first 22 pairs rotate
 with the frame index, the next 21 with the row and the last 21 with the column of the token's

@@ -1,4 +1,4 @@
-"""The umT5 tokenizer of Wan2.1, built from local files only (WAN21_SPEC §4.2).
+"""The umT5 tokenizer of Wan2.1, built from local files only (official `wan/modules/t5.py`, `T5EncoderModel`).
 
 Official behaviour (`wan/modules/tokenizers.py`, `HuggingfaceTokenizer(clean='whitespace')` calling
 `AutoTokenizer(google/umt5-xxl)` with `padding='max_length', truncation=True, max_length=512`):

@@ -1,4 +1,5 @@
-"""Building blocks of the Wan2.1 3D causal VAE (WAN21_SPEC §6.2-6.4).
+"""Building blocks of the Wan2.1 3D causal VAE (official `wan/modules/vae.py`: `CausalConv3d`, `RMS_norm`,
+`Resample`, `ResidualBlock`, `AttentionBlock`, `Encoder3d`, `Decoder3d`).
 
 Module and parameter names follow the official `wan/modules/vae.py`, so the state-dict keys are
 those of `Wan2.1_VAE.pth` (`residual.{0,2,3,6}`, `shortcut`, `resample.1`, `time_conv`, ...).

@@ -1,12 +1,12 @@
-"""Wan2.1 3D causal VAE with chunked, cached encode/decode and optional spatial tiling (WAN21_SPEC §6).
+"""Wan2.1 3D causal VAE with chunked, cached encode/decode and optional spatial tiling (official
+`wan/modules/vae.py`, `WanVAE_`).
 
-    vae = WanVAE.from_state_dict(torch.load("Wan2.1_VAE.pth", weights_only=True))
+    vae = wan21_core.load_vae("Wan2.1_VAE.pth")
     z = vae.encode(video)          # [B,3,F,H,W] in [-1,1], F = 1+4k → raw latent (mu) [B,16,1+k,H/8,W/8]
     video = vae.decode(z)          # raw latent → [B,3,1+4(T-1),8h,8w], clamped to [-1,1]
-    z_dit = vae.normalize(z)       # (z - mean) / std per channel: what the DiT sees
-    z = vae.denormalize(z_dit)     # z_dit · std + mean
 
-ComfyUI's LATENT carries the *raw* latent; only the DiT conditioning uses the normalised one.
+ComfyUI's LATENT carries the *raw* latent; the DiT sees it normalised per channel
+(`wan21_core.sampling.normalize_latent`).
 
 Streaming: encode runs frame chunks of 1, 4, 4, ...; decode runs one latent frame at a time;
 both keep a per-layer `FeatureCache` (CACHE_T = 2 frames) and write each chunk into a
@@ -14,7 +14,7 @@ preallocated output, so decode working memory does not grow with the number of f
 
 Tiling: `tile` and `overlap` are in **pixels** (int or (height, width)), multiples of the
 spatial stride (8). Each tile is processed over all frames with its own cache and tiles are
-blended with linear ramps across the overlap (see `vae_tiling`).
+blended with linear ramps across the overlap (see `tiling`).
 
 Dtypes: computation runs in the weights' dtype (fp32, bf16 or fp16) on the weights' device;
 nearest upsampling and the RMS norm's channel norm run in fp32. Outputs have the dtype and device
@@ -77,21 +77,6 @@ class WanVAE(nn.Module):
         self.conv2 = CausalConv3d(z_dim, z_dim, 1)
         self.decoder = Decoder3d(config.base_dim, z_dim, config.dim_mult, config.num_res_blocks,
                                  tuple(reversed(config.temporal_downsample)))
-
-    @classmethod
-    def from_state_dict(cls, state_dict: dict, config: Optional[VAEConfig] = None, *,
-                        dtype: Optional[torch.dtype] = None,
-                        device: Optional[Union[str, torch.device]] = None) -> "WanVAE":
-        """Build on the meta device and adopt the tensors of an official-key state dict (strict).
-
-        The config is inferred from the tensor shapes unless given. Without `dtype`/`device` the
-        stored tensors are used as they are (no copy).
-        """
-        config = config if config is not None else vae_config_from_state_dict(state_dict)
-        with torch.device("meta"):
-            vae = cls(config)
-        vae.load_state_dict(state_dict, strict=True, assign=True)
-        return vae.to(device=device, dtype=dtype).eval().requires_grad_(False)
 
     # ---------------------------------------------------------------- properties
     @property
@@ -163,16 +148,6 @@ class WanVAE(nn.Module):
                 rows, cols = piece.region(1)
                 self._decode_stream(z[:, :, :, rows, cols], partial(canvas.paste, piece))
         return out
-
-    def normalize(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw latent → DiT latent: (z - mean) / std per channel."""
-        mean, std = self._latent_stats(z, "normalize")
-        return (z - mean) / std
-
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        """DiT latent → raw latent: z · std + mean per channel."""
-        mean, std = self._latent_stats(z, "denormalize")
-        return z * std + mean
 
     # ---------------------------------------------------------------- streaming
     def _encode_stream(self, video: torch.Tensor, emit: Callable[[int, torch.Tensor], None]) -> None:
@@ -246,13 +221,6 @@ class WanVAE(nn.Module):
         if min(z.shape) < 1:
             raise ValueError(f"{where} must not have empty dimensions, found shape {tuple(z.shape)}")
 
-    def _latent_stats(self, z: torch.Tensor, caller: str) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check_latent(z, caller)
-        shape = (1, self.config.z_dim, 1, 1, 1)
-        mean = torch.tensor(self.config.latent_mean, dtype=z.dtype, device=z.device).view(shape)
-        std = torch.tensor(self.config.latent_std, dtype=z.dtype, device=z.device).view(shape)
-        return mean, std
-
 
 def _check_tensor(x, where: str, layout: str) -> None:
     if not isinstance(x, torch.Tensor):
@@ -283,34 +251,3 @@ def _check_config(config: VAEConfig) -> None:
         if len(getattr(config, name)) != config.z_dim:
             raise ValueError(f"VAEConfig.{name}: expected z_dim={config.z_dim} entries, "
                              f"found {len(getattr(config, name))}")
-
-
-def vae_config_from_state_dict(state_dict: dict) -> VAEConfig:
-    """Read base_dim, z_dim, dim_mult, num_res_blocks, temporal_downsample from official keys.
-
-    Encoder layout: per stage `num_res_blocks` residual blocks then (except after the last stage)
-    one Resample whose `time_conv` exists exactly when that stage also downsamples in time.
-    """
-    def out_channels(key: str) -> int:
-        if key not in state_dict:
-            raise ValueError(f"not a Wan2.1 VAE state dict in official key naming: missing {key!r}")
-        return int(state_dict[key].shape[0])
-
-    base_dim = out_channels("encoder.conv1.weight")
-    z_dim = out_channels("conv2.weight")
-    indices = sorted({int(k.split(".")[2]) for k in state_dict if k.startswith("encoder.downsamples.")})
-    stage_dims: list[list[int]] = [[]]
-    temporal = []
-    for i in indices:
-        prefix = f"encoder.downsamples.{i}."
-        if prefix + "resample.1.weight" in state_dict:
-            temporal.append(prefix + "time_conv.weight" in state_dict)
-            stage_dims.append([])
-        else:
-            stage_dims[-1].append(out_channels(prefix + "residual.2.weight"))
-    if not stage_dims[0] or any(len(dims) != len(stage_dims[0]) for dims in stage_dims):
-        raise ValueError(f"Wan2.1 VAE state dict: encoder stages have unequal residual block counts "
-                         f"{[len(d) for d in stage_dims]}")
-    return VAEConfig(base_dim=base_dim, z_dim=z_dim,
-                     dim_mult=tuple(dims[0] // base_dim for dims in stage_dims),
-                     num_res_blocks=len(stage_dims[0]), temporal_downsample=tuple(temporal))
