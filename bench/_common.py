@@ -1,6 +1,7 @@
 """Shared helpers of the benchmark scripts: thread setup, quiet-gated interleaved timing, memory.
 
-Timings on a shared 2-core machine are noisy (PEER_NOTES G14): a busy foreign process slows a
+Timings on a shared 2-core machine are noisy (docs/benchmarks.md, "VAE decode": runs under heavy
+foreign load were 5–10× slower): a busy foreign process slows a
 2-thread run several times. Each repetition therefore records the CPU time other processes used
 while it ran; only quiet repetitions (foreign load < 10 %) enter the medians when enough exist.
 """

@@ -1,6 +1,7 @@
 """VAE decode and encode: this code vs diffusers `AutoencoderKLWan` on the same random weights.
 
-Timing: both implementations alternate in one process (warm-up first, PEER_NOTES G13/G14) and the
+Timing: both implementations alternate in one process (warm-up first: first calls pay one-off kernel
+set-up and weight page-in; see docs/benchmarks.md, "VAE decode") and the
 table gives medians over quiet repetitions and the ratio diffusers / ours (> 1: ours is faster).
 Memory: every (implementation, frame count) decode runs in a fresh subprocess, so peaks do not
 mix; the table gives RSS after loading, peak RSS and their difference (decode working memory).

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from wan21_core.models import ClipVisionOutput
-from wan21_core.sampling import (AREA_480P, check_frames, clip_features_of, conditioning_clip, frame_mask, fusion_extras,
-                                 plan_fusion, with_extras)
+from wan21_core.sampling import (AREA_480P, check_frames, clip_features_of, fuse_frames, fusion_extras,
+                                 join_clip_features, plan_fusion, with_extras)
 
 from . import comfy_adapter as comfy
 from . import vae_bridge
@@ -61,11 +61,11 @@ class WanFusionConditioning(WanNode):
         exact = {} if area else {"width": width, "height": height}
         plan = plan_fusion(start_image, frames=length, max_area=area or AREA_480P, end_image=end_image, crop=crop,
                            **exact)
-        video, keep = conditioning_clip(plan.images, plan.frames, plan.height, plan.width, plan.end_image, crop)
         progress = comfy.Progress(plan.latent_shape[1])
-        latent = vae_bridge.encode(vae, video, vae_tile or None, progress.callback)
-        mask = frame_mask(keep, *plan.latent_shape[2:])[None]
-        extras = fusion_extras(latent, mask, _image_features(clip_vision_output, clip_vision_end))
+        latent, mask, features = fuse_frames(
+            plan, lambda video: vae_bridge.encode(vae, video, vae_tile or None, progress.callback),
+            lambda: _image_features(clip_vision_output, clip_vision_end))
+        extras = fusion_extras(latent, mask, features)
         empty = torch.zeros(batch_size, *plan.latent_shape)
         return with_extras(positive, extras), with_extras(negative, extras), {"samples": empty}
 
@@ -74,5 +74,5 @@ def _image_features(start, end):
     """The start frame's features, or start+end concatenated along the tokens for flf2v."""
     if start is None or end is None:
         return start
-    tokens = torch.cat([clip_features_of(start), clip_features_of(end)], dim=-2)   # [B, 514, 1280]
+    tokens = join_clip_features(clip_features_of(start), clip_features_of(end))   # [B, 514, 1280]
     return ClipVisionOutput(penultimate_hidden_states=tokens)

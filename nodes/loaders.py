@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from wan21_core import inspect_checkpoint, load_dit, load_image_encoder, load_text_encoder, load_vae
+from wan21_core.checkpoints import default_dit_dtype
 from wan21_core.upscale import default_cascade, default_cascade_path, load_cascade
 
 from . import comfy_adapter as comfy
@@ -25,13 +26,40 @@ def _placement_input(default: str = "auto") -> tuple:
     return (list(PLACEMENTS), tooltip(DEVICE_TIP, default=default))
 
 
-class WanDiTLoader(WanNode):
+class ModelLoader(WanNode):
+    """The shared `execute` of the model loaders: the file `NAME_INPUT` names in ComfyUI's model folder of
+    `KIND`, loaded by `load` once per file and options (each loader class has its own `ModelCache`), and
+    handed on as a `ModelHandle` with the chosen placement ("device" input).
+
+    A loader declares only its `inputs`, its `KIND` (with the name input) and its `load` call.
+    """
+
+    KIND = ""           # the model folder kind of comfy.list_models / comfy.model_path
+    NAME_INPUT = ""     # the input naming the file in that folder
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._cache = ModelCache()
+
+    def execute(self, device, **inputs):
+        name = inputs.pop(self.NAME_INPUT)
+        path = comfy.model_path(self.KIND, name)
+        options = (*sorted(inputs.items()), device)
+        model = self._cache.get(path, options, lambda: self.load(path, device, **inputs))
+        return (ModelHandle(model, device, name),)
+
+    def load(self, path: str, device: str, **options):
+        """Load the model file at `path` for the placement `device` with the node's other inputs."""
+        raise NotImplementedError
+
+
+class WanDiTLoader(ModelLoader):
     DESCRIPTION = ("Loads a Wan2.1 diffusion transformer (the denoiser) from models/diffusion_models: "
                    "Comfy-Org repackaged files (fp16/bf16/fp8/fp8_scaled), official shards or diffusers folders.")
     RETURN_TYPES = (WAN_DIT,)
     RETURN_NAMES = ("dit",)
     OUTPUT_TOOLTIPS = ("The Wan2.1 DiT, for the Wan Sampler.",)
-    _cache = ModelCache()
+    KIND, NAME_INPUT = "dit", "dit_name"
 
     @classmethod
     def inputs(cls):
@@ -46,32 +74,20 @@ class WanDiTLoader(WanNode):
             "device": _placement_input(),
         }}
 
-    def execute(self, dit_name, weight_dtype, device):
-        path = comfy.model_path("dit", dit_name)
+    def load(self, path, device, weight_dtype):
         dtype = FP8.get(weight_dtype, DTYPES.get(weight_dtype))
         if dtype is None:
-            dtype = _default_dit_dtype(inspect_checkpoint(path, "dit"), device)
-        model = self._cache.get(path, (weight_dtype, device), lambda: load_dit(
-            path, ModelHandle.load_device(device), dtype, require=("i2v", "flf2v")))
-        return (ModelHandle(model, device, dit_name),)
+            dtype = default_dit_dtype(inspect_checkpoint(path, "dit"), ModelHandle.compute_device_of(device))
+        return load_dit(path, ModelHandle.load_device(device), dtype, require=("i2v", "flf2v"))
 
 
-def _default_dit_dtype(info, placement: str) -> torch.dtype | None:
-    """fp8 files stay fp8 (dequantised per layer); fp16 weights computing on a CPU become fp32 (as in
-    ComfyUI: CPUs have no fast, accurate fp16 matmul); otherwise the stored dtype."""
-    if info.fp8 is not None:
-        return info.fp8
-    on_cpu = placement == "cpu" or comfy.torch_device().type == "cpu"
-    return torch.float32 if on_cpu and info.stored_dtype == torch.float16 else None
-
-
-class WanT5Loader(WanNode):
+class WanT5Loader(ModelLoader):
     DESCRIPTION = ("Loads the umT5-XXL text encoder from models/text_encoders (umt5_xxl_fp16 / "
                    "fp8_e4m3fn_scaled, or the official .pth) with its built-in tokenizer.")
     RETURN_TYPES = (WAN_T5,)
     RETURN_NAMES = ("t5",)
     OUTPUT_TOOLTIPS = ("The umT5 text encoder, for Wan T5 Text Encode.",)
-    _cache = ModelCache()
+    KIND, NAME_INPUT = "t5", "t5_name"
 
     @classmethod
     def inputs(cls):
@@ -83,20 +99,17 @@ class WanT5Loader(WanNode):
                 default="cpu")),
         }}
 
-    def execute(self, t5_name, dtype, device):
-        path = comfy.model_path("t5", t5_name)
-        model = self._cache.get(path, (dtype, device), lambda: load_text_encoder(
-            path, ModelHandle.load_device(device), DTYPES[dtype]))
-        return (ModelHandle(model, device, t5_name),)
+    def load(self, path, device, dtype):
+        return load_text_encoder(path, ModelHandle.load_device(device), DTYPES[dtype])
 
 
-class WanImageEncoderLoader(WanNode):
+class WanImageEncoderLoader(ModelLoader):
     DESCRIPTION = ("Loads the ViT-H/14 CLIP image encoder from models/clip_vision (clip_vision_h.safetensors "
                    "or the official open-clip .pth).")
     RETURN_TYPES = (WAN_IMAGE_ENCODER,)
     RETURN_NAMES = ("image_encoder",)
     OUTPUT_TOOLTIPS = ("The CLIP image encoder, for Wan Image Encode.",)
-    _cache = ModelCache()
+    KIND, NAME_INPUT = "clip_vision", "clip_name"
 
     @classmethod
     def inputs(cls):
@@ -106,19 +119,16 @@ class WanImageEncoderLoader(WanNode):
             "device": _placement_input(),
         }}
 
-    def execute(self, clip_name, dtype, device):
-        path = comfy.model_path("clip_vision", clip_name)
-        model = self._cache.get(path, (dtype, device), lambda: load_image_encoder(
-            path, ModelHandle.load_device(device), DTYPES[dtype]))
-        return (ModelHandle(model, device, clip_name),)
+    def load(self, path, device, dtype):
+        return load_image_encoder(path, ModelHandle.load_device(device), DTYPES[dtype])
 
 
-class WanVAELoader(WanNode):
+class WanVAELoader(ModelLoader):
     DESCRIPTION = "Loads the Wan2.1 3D causal VAE from models/vae (wan_2.1_vae.safetensors or Wan2.1_VAE.pth)."
     RETURN_TYPES = (WAN_VAE,)
     RETURN_NAMES = ("vae",)
     OUTPUT_TOOLTIPS = ("The Wan2.1 VAE; ComfyUI's own VAE nodes cannot use it, our VAE inputs accept both.",)
-    _cache = ModelCache()
+    KIND, NAME_INPUT = "vae", "vae_name"
 
     @classmethod
     def inputs(cls):
@@ -129,11 +139,8 @@ class WanVAELoader(WanNode):
             "device": _placement_input(),
         }}
 
-    def execute(self, vae_name, dtype, device):
-        path = comfy.model_path("vae", vae_name)
-        model = self._cache.get(path, (dtype, device), lambda: load_vae(
-            path, ModelHandle.load_device(device), DTYPES[dtype]))
-        return (ModelHandle(model, device, vae_name),)
+    def load(self, path, device, dtype):
+        return load_vae(path, ModelHandle.load_device(device), DTYPES[dtype])
 
 
 class WanUpscalerLoader(WanNode):

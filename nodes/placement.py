@@ -28,9 +28,14 @@ class ModelHandle:
         return comfy.torch_device() if placement == "gpu" else (
             torch.device("cpu") if placement == "cpu" else comfy.offload_device())
 
+    @staticmethod
+    def compute_device_of(placement: str) -> torch.device:
+        """Where a model of this placement computes: the CPU for "cpu", otherwise ComfyUI's torch device."""
+        return torch.device("cpu") if placement == "cpu" else comfy.torch_device()
+
     @property
     def compute_device(self) -> torch.device:
-        return torch.device("cpu") if self.placement == "cpu" else comfy.torch_device()
+        return self.compute_device_of(self.placement)
 
     @contextmanager
     def use(self):

@@ -1,10 +1,8 @@
 """Wan Sampler: classifier-free-guided flow-matching denoising of all frames at once."""
 from __future__ import annotations
 
-import torch
-
-from wan21_core.sampling import (CFG_MODES, SCHEDULE_KINDS, SOLVERS, SamplingOptions, denormalize_latent,
-                                 from_comfy_conditioning, make_noise, normalize_latent, preview_image, sample)
+from wan21_core.sampling import (CFG_MODES, SCHEDULE_KINDS, SOLVERS, SamplingOptions, check_latent_batch,
+                                 from_comfy_conditioning, preview_image, sample_batch)
 
 from . import comfy_adapter as comfy
 from .base import WAN_DIT, WanNode, tooltip
@@ -57,23 +55,18 @@ class WanSampler(WanNode):
         samples = latent["samples"]
         cond = from_comfy_conditioning(positive, negative, latent)
         options = SamplingOptions(steps=steps, guidance=guidance, shift=shift, solver=solver, schedule=schedule,
-                                  denoise=denoise, start_step=start_step, end_step=end_step or None,
+                                  seed=seed, denoise=denoise, start_step=start_step, end_step=end_step or None,
                                   cfg_mode=cfg_mode)
-        noise = make_noise(samples.shape, seed)                       # one draw for the batch, as KSampler
-        needs_input = denoise < 1.0 or start_step > 0
-        if needs_input and not samples.abs().sum():
-            raise ValueError("latent: denoise < 1 or start_step > 0 continues an existing video latent, "
-                             "but the latent is empty (all zeros)")
+        check_latent_batch(samples, options)              # before the DiT moves to the GPU
         batch = samples.shape[0]
         progress = comfy.Progress(steps * batch)
         show_preview = comfy.previews_enabled()
-        outputs = []
+
+        def on_step(b: int, info) -> None:
+            progress.update(b * info.total + info.step, batch * info.total,
+                            preview_image(info.x0) if show_preview else None)
+
         with dit.use() as model:
-            for b in range(batch):
-                init = normalize_latent(samples[b:b + 1]) if needs_input else None
-                x = sample(model, cond, options, init_latent=init, noise=noise[b:b + 1],
-                           callback=lambda info: progress.update(b * info.total + info.step, batch * info.total,
-                                                                 preview_image(info.x0) if show_preview else None))
-                outputs.append(denormalize_latent(x).cpu())
-        return ({**latent, "samples": torch.cat(outputs)},)
+            out = sample_batch(model, cond, options, samples, callback=on_step)
+        return ({**latent, "samples": out},)
 

@@ -1,5 +1,6 @@
 """A tiny SentencePiece unigram model trained in-process, with the umT5 id layout (pad 0, eos 1, unk 2),
-and the exact hub-free transformers tokenizer built from it (PEER_NOTES §3.3, §3.4, G11)."""
+and the exact hub-free transformers tokenizer built from it (transformers
+`src/transformers/models/t5/tokenization_t5.py`, `T5Tokenizer(vocab=..., _spm_precompiled_charsmap=...)`)."""
 from __future__ import annotations
 
 import collections
@@ -99,7 +100,8 @@ def precompiled_charsmap(proto: bytes) -> bytes:
 
 
 def hf_t5_tokenizer(proto: bytes):
-    """transformers' T5 tokenizer equal to the SentencePiece model (construction A2 of PEER_NOTES §3.4)."""
+    """transformers' T5 tokenizer equal to the SentencePiece model: its pieces and scores plus the proto's
+    NFKC charsmap (`T5Tokenizer`'s `_spm_precompiled_charsmap`, `src/transformers/models/t5/tokenization_t5.py`)."""
     from transformers import T5Tokenizer
 
     sp = sentencepiece.SentencePieceProcessor(model_proto=proto)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
+from media_helpers import read_video
 from wan21_core import cli, tiny
-from wan21_core.media.video import read_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

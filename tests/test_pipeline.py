@@ -3,10 +3,14 @@
 Both pipelines run the same tiny random weights: diffusers gets the DiT and the VAE through its own
 converters (`convert_wan_transformer_to_diffusers`, `convert_wan_vae_to_diffusers`), the same noise
 (`latents`), the text features of our umT5 zero-padded to [1, 512, 4096] (`prompt_embeds`), and
-UniPC in flow mode with the same shift; ours samples with `schedule="diffusers"` (PEER_NOTES G9:
-the official schedule differs by about one timestep).
+UniPC in flow mode with the same shift; ours samples with `schedule="diffusers"` (the official
+`wan/utils/fm_solvers_unipc.py` `FlowUniPCMultistepScheduler.set_timesteps` starts at σ ≈ 0.999, diffusers'
+`src/diffusers/schedulers/scheduling_unipc_multistep.py` `UniPCMultistepScheduler.set_timesteps` at 1.0,
+so the timesteps differ by about one; see tests/sampling/test_schedulers.py).
 
-Known preprocessing differences (PEER_NOTES G8), neutralised here:
+Known preprocessing differences (official `wan/image2video.py` `WanI2V.generate` and
+`wan/modules/clip.py` `CLIPModel.visual` against diffusers `src/diffusers/pipelines/wan/pipeline_wan_i2v.py`
+`WanImageToVideoPipeline.__call__` / `encode_image`), neutralised here:
 - VAE conditioning frame: diffusers resizes with PIL Lanczos to the explicit height/width, the
   official code squashes with torch bicubic. The start image is given at the output size, so both
   resizes are the identity (PIL returns a copy at the same size; ours skips the interpolation).
@@ -15,7 +19,7 @@ Known preprocessing differences (PEER_NOTES G8), neutralised here:
   `image_embeds` (check_inputs), yet needs `image` for the VAE condition, so the image features
   cannot be passed in. Instead its image encoder is transformers' CLIPVisionModel on our CLIP weights
   (`hidden_states[-2]`) behind a stand-in image processor that applies the official squash
-  preprocessing (WAN21_SPEC §5.2), written out below.
+  preprocessing (official `wan/modules/clip.py`, `CLIPModel.visual`), written out below.
 """
 import numpy as np
 import pytest
@@ -26,7 +30,6 @@ from PIL import Image
 from i2v_models import rel_l2, tiny_dit, tiny_models
 from wan21_core import tiny
 from wan21_core.sampling.defaults import NEGATIVE_PROMPT_FLF2V, NEGATIVE_PROMPT_I2V
-from wan21_core.models.image_encoder import clip_official_to_hf
 from wan21_core.pipeline import I2VPipeline
 from wan21_core.sampling.sampler import SamplingOptions, make_noise, sample
 
@@ -70,9 +73,7 @@ def diffusers_pipeline(shift: float):
     vae.load_state_dict(convert_wan_vae_to_diffusers(dict(models.vae.state_dict())), strict=True)
     clip = CLIPVisionModel(tiny.tiny_clip_config())
     prefix = "vision_model." if any(k.startswith("vision_model.") for k in clip.state_dict()) else ""
-    clip_weights = clip_official_to_hf(tiny.tiny_clip_state_dict())
-    clip_weights.pop("visual_projection.weight")
-    clip.load_state_dict({prefix + k: v for k, v in clip_weights.items()}, strict=True)
+    clip.load_state_dict({prefix + k: v for k, v in tiny.tiny_clip_state_dict().items()}, strict=True)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift,
                                         num_train_timesteps=1000)
     pipe = WanImageToVideoPipeline(tokenizer=None, text_encoder=None, vae=vae.eval(), scheduler=scheduler,

@@ -10,8 +10,7 @@ from typing import Callable
 
 import torch
 
-from .sampling.conditioning import (I2VConditioning, denormalize_latent, encode_clip_features, encode_conditioning_clip,
-                           plan_fusion)
+from .sampling.conditioning import I2VConditioning, build_conditioning, denormalize_latent
 from .sampling.defaults import AREA_480P, default_negative_prompt
 from .media.images import to_unit
 from .profiling import StageStats, stage
@@ -60,21 +59,12 @@ class I2VPipeline:
 
     def condition(self, image, prompt: str, negative_prompt: str | None, *, vae_options: dict | None = None,
                   **plan_options) -> I2VConditioning:
-        """The fusion stage, timed per model (text, image features, VAE encode)."""
+        """The fusion stage (`sampling.build_conditioning`), timed per model (text, image features, VAE encode)."""
+        model_type = self.dit.config.model_type
         if not negative_prompt:                 # None or "" -> the official default, as generate.py does
-            negative_prompt = default_negative_prompt(self.dit.config.model_type)
-        plan = plan_fusion(image, **plan_options)
-        if plan.end_image is not None and self.dit.config.model_type != "flf2v":
-            raise ValueError("end_image: first+last-frame conditioning needs an flf2v checkpoint "
-                             f"(wan2.1_flf2v_720p_14B_*); this DiT is {self.dit.config.model_type}")
-        with stage("text encoder", self.stats, self.text_encoder.device):
-            context, context_null = self.text_encoder.encode([prompt, negative_prompt])
-        with stage("image encoder", self.stats, self.image_encoder.device):
-            clip_fea = encode_clip_features(self.image_encoder, plan.images[:1], plan.end_image)
-        with stage("vae encode", self.stats, self.vae.device):
-            latent, mask = encode_conditioning_clip(self.vae, plan, **(vae_options or {}))
-        return I2VConditioning(context.float().cpu(), context_null.float().cpu(), clip_fea.float().cpu(),
-                               latent, mask, plan.latent_shape)
+            negative_prompt = default_negative_prompt(model_type)
+        return build_conditioning(self.text_encoder, self.image_encoder, self.vae, image, prompt, negative_prompt,
+                                  vae_options=vae_options, model_type=model_type, stats=self.stats, **plan_options)
 
     def decode(self, raw_latent: torch.Tensor, vae_options: dict | None = None) -> torch.Tensor:
         """Raw latent [1, 16, T, h, w] -> frames [F, H, W, 3] in 0..1."""

@@ -1,8 +1,9 @@
 """Fusion conditioning (wan21_core.sampling.conditioning) and the ComfyUI interchange (wan21_core.sampling.comfy_format).
 
-References: the size table and the mask construction of WAN21_SPEC §3 (written out here from the
-spec text), diffusers' `WanImageToVideoPipeline.prepare_latents` on the same VAE weights, and
-ComfyUI's native CONDITIONING layout (comfy_facts §1-§2) built by hand.
+References: the size rule and the mask construction of the official `wan/image2video.py`
+`WanI2V.generate` (written out here by hand), diffusers' `WanImageToVideoPipeline.prepare_latents`
+on the same VAE weights, and ComfyUI's native CONDITIONING layout (`comfy_extras/nodes_wan.py`,
+`WanImageToVideo`) built by hand.
 """
 import types
 import warnings
@@ -12,8 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
+from comfy_helpers import to_comfy_conditioning
 from i2v_models import random_conditioning, rel_l2, tiny_models
-from wan21_core.sampling.comfy_format import from_comfy_conditioning, official_mask, pad_text, to_comfy_conditioning
+from wan21_core.sampling.comfy_format import from_comfy_conditioning, official_mask, pad_text
 from wan21_core.sampling.conditioning import (build_conditioning, center_crop_to_aspect, check_frames, check_size,
                                      conditioning_clip, encode_conditioning_clip, frame_mask, keep_flags,
                                      normalize_latent, official_size, plan_fusion, seq_len, trim_context)
@@ -77,7 +79,8 @@ def test_frame_counts():
 # ------------------------------------------------------------------------------------ masks
 
 def spec_mask(frames: int, lat_h: int, lat_w: int, last_frame: bool = False) -> torch.Tensor:
-    """WAN21_SPEC §3 item 5 as written (FLF2V: a pixel mask of 81 frames with the last one kept)."""
+    """The official mask as written in `WanI2V.generate` (FLF2V, `WanFLF2V.generate`: a pixel mask of 81
+    frames with the last one kept)."""
     length = 81 if last_frame else frames
     msk = torch.ones(1, length, lat_h, lat_w)
     msk[:, 1:-1 if last_frame else None] = 0
@@ -234,7 +237,7 @@ def test_comfy_round_trip_keeps_y_and_texts(start_frames):
 
 
 def test_native_comfy_conditioning_converts_to_our_fusion():
-    """WanImageToVideo's output, built by hand (comfy_facts §1), gives the y / context of our fusion."""
+    """WanImageToVideo's output, built by hand, gives the y / context of our fusion."""
     models = tiny_models()
     frames, height, width = 5, 32, 48
     image = torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(8))

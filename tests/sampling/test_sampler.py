@@ -1,6 +1,7 @@
 """The guided sampling loop (wan21_core.sampling.sampler) on the tiny i2v DiT.
 
-The reference is a plain loop written here from WAN21_SPEC §7.2 / §7.4: integer timesteps of the
+The reference is a plain loop written here after the official `wan/image2video.py` `WanI2V.generate`
+and `wan/utils/fm_solvers_unipc.py` `FlowUniPCMultistepScheduler.set_timesteps`: integer timesteps of the
 official shifted schedule, two separate batch-1 forwards `dit(x, t, context=[ctx], clip_fea, y)` per
 step, the CFG mix, and the scheduler step of diffusers' flow-mode schedulers (the official
 FlowUniPC / FlowDPM schedulers are copies of them) driven over those sigmas, or the Euler formula.
@@ -26,7 +27,9 @@ LOOP_TOL = 1e-5          # relative L2, float32 (issue requirement)
 # ------------------------------------------------------------------------------------ reference
 
 def official_schedule(steps: int, shift: float, solver: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """WAN21_SPEC §7.2: float32 sigmas [steps + 1] ending at 0 and int64 timesteps int(σ·1000)."""
+    """Official `FlowUniPCMultistepScheduler.set_timesteps` (`wan/utils/fm_solvers_unipc.py`; dpm++:
+    `wan/utils/fm_solvers.py` `get_sampling_sigmas`): float32 sigmas [steps + 1] ending at 0 and int64
+    timesteps int(σ·1000)."""
     if solver == "dpm++":
         base = np.linspace(1.0, 0.0, steps + 1)[:steps]                    # get_sampling_sigmas
     else:

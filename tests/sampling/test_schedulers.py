@@ -1,6 +1,7 @@
 """Flow-matching schedules and solvers (wan21_core.sampling.sigmas, wan21_core.sampling.solvers).
 
-References: the timesteps of the official Wan2.1 code quoted in WAN21_SPEC §7.2 / PEER_NOTES §1.4,
+References: the timesteps of the official Wan2.1 code (`wan/utils/fm_solvers_unipc.py`
+`FlowUniPCMultistepScheduler.set_timesteps`, `wan/utils/fm_solvers.py` `get_sampling_sigmas`),
 diffusers' flow-mode schedulers (sigma and timestep arrays; step-by-step states on the same sigmas),
 and hand computations of the first-order steps in float64.
 """

@@ -1,7 +1,7 @@
 """Image input handling: accept PIL images, file paths, numpy arrays and ComfyUI IMAGE tensors.
 
 Everything is converted to a float32 RGB tensor `[N, 3, H, W]` in [-1, 1], the official
-`TF.to_tensor(img).sub_(0.5).div_(0.5)` convention (WAN21_SPEC §3 item 1).
+`TF.to_tensor(img).sub_(0.5).div_(0.5)` convention (official `wan/image2video.py`, `WanI2V.generate`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-ImageLike = "PIL.Image.Image | str | os.PathLike | np.ndarray | torch.Tensor"
 # Modes PIL opens 16-bit grayscale PNG/TIFF files in ("I" holds them as 32-bit integers).
 SIXTEEN_BIT_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I")
 

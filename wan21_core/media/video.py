@@ -56,12 +56,3 @@ def write_webp(frames: torch.Tensor, path: str | os.PathLike, fps: float = 16, q
     images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0,
                    quality=quality)
     return path
-
-
-def read_video(path: str | os.PathLike) -> torch.Tensor:
-    """Decode a video file to [F, H, W, 3] float in 0..1 (for tests and video-to-video)."""
-    import av
-
-    with av.open(os.fspath(path)) as container:
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    return torch.from_numpy(np.stack(frames)).float() / 255

@@ -2,17 +2,20 @@
 official defaults, latent previews and ComfyUI's CONDITIONING/LATENT layouts."""
 from .comfy_format import clip_features_of, from_comfy_conditioning, fusion_extras, pad_text, with_extras
 from .conditioning import (I2VConditioning, build_conditioning, check_frames, conditioning_clip, denormalize_latent,
-                           frame_mask, normalize_latent, plan_fusion)
+                           encode_clip_features, frame_mask, fuse_frames, join_clip_features, normalize_latent,
+                           plan_fusion)
 from .defaults import (AREA_480P, AREA_720P, FPS, I2V_FRAMES, I2V_GUIDANCE, I2V_SHIFT, I2V_STEPS, NEGATIVE_PROMPT_I2V,
                        default_negative_prompt, default_shift)
 from .preview import preview_image
-from .sampler import CFG_MODES, SamplerHooks, SamplingOptions, StepInfo, make_noise, sample
+from .sampler import (CFG_MODES, SamplerHooks, SamplingOptions, StepInfo, check_latent_batch, make_noise, sample,
+                      sample_batch)
 from .sigmas import SCHEDULE_KINDS, make_schedule
 from .solvers import SOLVERS, make_solver
 
 __all__ = ["AREA_480P", "AREA_720P", "CFG_MODES", "FPS", "I2VConditioning", "I2V_FRAMES", "I2V_GUIDANCE", "I2V_SHIFT",
            "I2V_STEPS", "NEGATIVE_PROMPT_I2V", "SCHEDULE_KINDS", "SOLVERS", "SamplerHooks", "SamplingOptions", "StepInfo",
-           "build_conditioning", "check_frames", "clip_features_of", "conditioning_clip", "default_negative_prompt", "default_shift",
-           "denormalize_latent", "frame_mask", "from_comfy_conditioning", "fusion_extras", "make_noise",
-           "make_schedule", "make_solver", "normalize_latent", "pad_text", "plan_fusion", "preview_image", "sample",
-           "with_extras"]
+           "build_conditioning", "check_frames", "check_latent_batch", "clip_features_of", "conditioning_clip",
+           "default_negative_prompt", "default_shift",
+           "denormalize_latent", "encode_clip_features", "frame_mask", "from_comfy_conditioning", "fuse_frames",
+           "fusion_extras", "join_clip_features", "make_noise", "make_schedule", "make_solver", "normalize_latent",
+           "pad_text", "plan_fusion", "preview_image", "sample", "sample_batch", "with_extras"]

@@ -19,9 +19,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from ..models.configs import TEXT_LEN
 from .conditioning import I2VConditioning, trim_context
-
-TEXT_ROWS = 512
 
 
 def clip_features_of(clip_vision_output) -> torch.Tensor | None:
@@ -54,20 +53,9 @@ def with_extras(conditioning: list, extras: dict) -> list:
     return [[text, {**options, **extras}] for text, options in conditioning]
 
 
-def to_comfy_conditioning(cond: I2VConditioning, clip_vision_output=None) -> tuple[list, list]:
-    """(positive, negative) CONDITIONING carrying the fusion keys, like native WanImageToVideo.
-
-    Text tensors are zero-padded to 512 rows as ComfyUI's umT5 encoder produces them.
-    """
-    extras = fusion_extras(cond.latent_image, cond.mask, clip_vision_output)
-    positive = [[pad_text(cond.context), {"pooled_output": None}]]
-    negative = [[pad_text(cond.context_null), {"pooled_output": None}]]
-    return with_extras(positive, extras), with_extras(negative, extras)
-
-
 def pad_text(context: torch.Tensor) -> torch.Tensor:
     """[L, 4096] -> [1, max(L, 512), 4096] with zero rows after the real tokens."""
-    rows = max(context.shape[0], TEXT_ROWS)
+    rows = max(context.shape[0], TEXT_LEN)
     return F.pad(context.float(), (0, 0, 0, rows - context.shape[0]))[None]
 
 

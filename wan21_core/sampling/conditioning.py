@@ -1,4 +1,5 @@
-"""Fusion conditioning of Wan2.1 image-to-video (WAN21_SPEC §3).
+"""Fusion conditioning of Wan2.1 image-to-video (official `wan/image2video.py`, `WanI2V.generate`;
+`wan/first_last_frame2video.py`, `WanFLF2V.generate`).
 
 From start (and optional end) frames, prompts and the encoders this builds one `I2VConditioning`:
 text contexts (cond / uncond), CLIP image features, the 4-channel frame mask, the raw VAE latent
@@ -8,12 +9,16 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import torch
 
 from ..models.configs import LATENT_MEAN, LATENT_STD, PATCH_SIZE, TEXT_LEN, VAE_STRIDE
 from ..media.images import resize_bicubic, to_image_batch, to_signed
+from ..profiling import stage
+from .defaults import AREA_480P
 
 CELL = VAE_STRIDE[1] * PATCH_SIZE[1]   # 16 px: one DiT token in each spatial direction
 
@@ -105,7 +110,10 @@ def keep_flags(frames: int, start_frames: int = 1, end_frame: bool = False) -> t
 # Latent normalisation (the DiT works on normalised latents; ComfyUI's LATENT carries raw ones)
 # ----------------------------------------------------------------------------------------------
 
-def _stats(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _stats(like: torch.Tensor, caller: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if like.ndim < 2 or like.shape[1] != len(LATENT_MEAN):
+        raise ValueError(f"{caller}: `z` must be a Wan2.1 latent [B, {len(LATENT_MEAN)}, T, h, w] with "
+                         f"{len(LATENT_MEAN)} latent channels, found shape {tuple(like.shape)}")
     shape = (1, -1) + (1,) * (like.ndim - 2)
     mean = torch.tensor(LATENT_MEAN, dtype=torch.float32, device=like.device).view(shape)
     std = torch.tensor(LATENT_STD, dtype=torch.float32, device=like.device).view(shape)
@@ -114,13 +122,13 @@ def _stats(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def normalize_latent(z: torch.Tensor) -> torch.Tensor:
     """Raw VAE latent [B, 16, T, h, w] -> the DiT's space: (z - mean) / std."""
-    mean, std = _stats(z)
+    mean, std = _stats(z, "normalize_latent")
     return (z.float() - mean) / std
 
 
 def denormalize_latent(z: torch.Tensor) -> torch.Tensor:
     """DiT latent -> raw VAE latent: z * std + mean."""
-    mean, std = _stats(z)
+    mean, std = _stats(z, "denormalize_latent")
     return z.float() * std + mean
 
 
@@ -271,7 +279,7 @@ class FusionPlan:
         return (16, latent_frames(self.frames), self.height // VAE_STRIDE[1], self.width // VAE_STRIDE[2])
 
 
-def plan_fusion(image, *, frames: int = 81, max_area: int | None = 480 * 832, width: int | None = None,
+def plan_fusion(image, *, frames: int = 81, max_area: int | None = AREA_480P, width: int | None = None,
                 height: int | None = None, end_image=None, crop: str = "none", snap: bool = False) -> FusionPlan:
     """Check the inputs and fix the output size (exact width x height, or the official area rule).
 
@@ -290,28 +298,80 @@ def plan_fusion(image, *, frames: int = 81, max_area: int | None = 480 * 832, wi
     return FusionPlan(images, ends, frames, height, width, crop)
 
 
+def fuse_frames(plan: FusionPlan, encode_video: Callable[[torch.Tensor], torch.Tensor],
+                clip_features: Callable[[], Any] | None = None, *,
+                timer: Callable[[str], Any] | None = None) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """The image side of the fusion stage, shared by `build_conditioning` (so `I2VPipeline` and the
+    command line) and the ComfyUI fusion node: image features, the VAE latent of the conditioning clip
+    `[start frames, grey frames..., (end frame)]` and its frame mask.
+
+    encode_video: pixel clip [1, 3, F, H, W] in [-1, 1] -> raw VAE latent [1, 16, T, h, w].
+    clip_features: () -> the image features to carry (e.g. `encode_clip_features` of an image encoder,
+    or features computed elsewhere), or None for none.
+    timer: stage name ("image encoder", "vae encode") -> a context manager timing that stage.
+    Returns (raw latent, official mask [1, 4, T, h, w], image features).
+    """
+    timer = timer or (lambda name: nullcontext())
+    with timer("image encoder"):
+        features = clip_features() if clip_features is not None else None
+    with timer("vae encode"):
+        video, keep = conditioning_clip(plan.images, plan.frames, plan.height, plan.width, plan.end_image,
+                                        plan.crop)
+        latent = encode_video(video)
+        _, _, lat_h, lat_w = plan.latent_shape
+        mask = frame_mask(keep, lat_h, lat_w)[None]
+    return latent, mask, features
+
+
 def encode_conditioning_clip(vae, plan: FusionPlan, **vae_options) -> tuple[torch.Tensor, torch.Tensor]:
     """VAE-encode [start frames, grey..., (end frame)]: (raw latent [1, 16, T, h, w], mask [1, 4, T, h, w])."""
-    video, keep = conditioning_clip(plan.images, plan.frames, plan.height, plan.width, plan.end_image, plan.crop)
-    latent = vae.encode(video.to(vae.device, vae.dtype), **vae_options).float().cpu()
-    _, _, lat_h, lat_w = plan.latent_shape
-    return latent, frame_mask(keep, lat_h, lat_w)[None]
+    latent, mask, _ = fuse_frames(plan, _vae_encoder(vae, vae_options))
+    return latent, mask
+
+
+def _vae_encoder(vae, vae_options: dict | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`encode_video` of `fuse_frames` for a WanVAE: on its device and dtype, back as float32 on the CPU."""
+    return lambda video: vae.encode(video.to(vae.device, vae.dtype), **(vae_options or {})).float().cpu()
+
+
+def check_end_image(plan: FusionPlan, model_type: str | None) -> None:
+    """First+last-frame conditioning needs an flf2v DiT (`model_type` None: not checked)."""
+    if plan.end_image is not None and model_type is not None and model_type != "flf2v":
+        raise ValueError("end_image: first+last-frame conditioning needs an flf2v checkpoint "
+                         f"(wan2.1_flf2v_720p_14B_*); this DiT is {model_type}")
 
 
 def build_conditioning(text_encoder, image_encoder, vae, image, prompt: str, negative_prompt: str, *,
-                       vae_options: dict | None = None, **plan_options) -> I2VConditioning:
+                       vae_options: dict | None = None, model_type: str | None = None, stats: list | None = None,
+                       **plan_options) -> I2VConditioning:
     """The whole fusion stage: encode the texts, the image features and the conditioning clip.
 
     negative_prompt: already resolved (the pipeline substitutes the official default for None).
     plan_options: frames, max_area, width, height, end_image, crop, snap (see `plan_fusion`).
     vae_options: extra keyword arguments of `vae.encode` (spatial tiling).
+    model_type: the DiT's ("i2v", "flf2v"), to refuse an end image an i2v DiT cannot use; None: unchecked.
+    stats: when given, each model's stage ("text encoder", "image encoder", "vae encode") is timed
+    into it (`profiling.StageStats`).
     """
     plan = plan_fusion(image, **plan_options)
-    context, context_null = text_encoder.encode([prompt, negative_prompt])
-    clip_fea = encode_clip_features(image_encoder, plan.images[:1], plan.end_image)
-    latent, mask = encode_conditioning_clip(vae, plan, **(vae_options or {}))
+    check_end_image(plan, model_type)
+    devices = {"text encoder": text_encoder, "image encoder": image_encoder, "vae encode": vae}
+
+    def timer(name: str):
+        return nullcontext() if stats is None else stage(name, stats, devices[name].device)
+
+    with timer("text encoder"):
+        context, context_null = text_encoder.encode([prompt, negative_prompt])
+    latent, mask, clip_fea = fuse_frames(
+        plan, _vae_encoder(vae, vae_options),
+        lambda: encode_clip_features(image_encoder, plan.images[:1], plan.end_image), timer=timer)
     return I2VConditioning(context.float().cpu(), context_null.float().cpu(), clip_fea.float().cpu(),
                            latent, mask, plan.latent_shape)
+
+
+def join_clip_features(first: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+    """First-frame features [B, 257, 1280], or first+last concatenated along the tokens [B, 514, 1280] (flf2v)."""
+    return first if last is None else torch.cat([first, last], dim=-2)
 
 
 def encode_clip_features(image_encoder, first: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
@@ -320,6 +380,6 @@ def encode_clip_features(image_encoder, first: torch.Tensor, last: torch.Tensor 
     The official code encodes the full-resolution image; first and last may differ in size.
     """
     features = image_encoder.encode(first).penultimate_hidden_states
-    if last is not None:
-        features = torch.cat([features, image_encoder.encode(last).penultimate_hidden_states], dim=1)
-    return features
+    if last is None:
+        return features
+    return join_clip_features(features, image_encoder.encode(last).penultimate_hidden_states)

@@ -1,4 +1,6 @@
-"""Official sampling defaults and default negative prompts (WAN21_SPEC §7.5, §7.6)."""
+"""Official sampling defaults and default negative prompts (`generate.py` `_validate_args`,
+`wan/image2video.py` `WanI2V.generate`; `sample_neg_prompt` in `wan/configs/shared_config.py`,
+`wan/configs/wan_i2v_14B.py` and `wan/configs/__init__.py`)."""
 
 FPS = 16
 

@@ -2,7 +2,8 @@
 
 All latent frames are denoised together by the DiT; per step the model runs once on the prompt
 and once on the negative prompt (as one batched forward when possible), the velocities are mixed
-with the guidance scale and a flow solver advances the latent (WAN21_SPEC §7.4).
+with the guidance scale and a flow solver advances the latent (official `wan/image2video.py`,
+`WanI2V.generate`).
 
 Work that does not change over the steps happens once per run: the text and image projections and
 every block's cross-attention keys and values (`WanModel.prepare_context`), the RoPE table, and the
@@ -22,7 +23,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .conditioning import I2VConditioning, trim_context
+from .conditioning import I2VConditioning, denormalize_latent, normalize_latent, trim_context
 from .sigmas import add_noise, make_schedule
 
 CFG_MODES = ("auto", "batched", "split")
@@ -212,3 +213,33 @@ def _check_model_matches(dit, cond: I2VConditioning) -> None:
     if model_type == "i2v" and cond.clip_fea is not None and cond.clip_fea.shape[1] != 257:
         raise ValueError(f"conditioning: an i2v DiT takes 257 image tokens (one frame), found "
                          f"{cond.clip_fea.shape[1]}; first+last-frame conditioning needs an flf2v checkpoint")
+
+
+def sample_batch(dit, cond: I2VConditioning, options: SamplingOptions, samples: torch.Tensor, *,
+                 callback: Callable[[int, StepInfo], None] | None = None) -> torch.Tensor:
+    """Denoise every item of a RAW latent batch [B, 16, T, h, w]; returns the raw latents (float32, CPU).
+
+    One seeded noise draw of the batch's shape (`options.seed`, as ComfyUI's KSampler), each item
+    sampled with its own slice. With options.denoise < 1 or options.start_step > 0 the items are the
+    latents to continue (normalised for the DiT, which refuses an all-zero batch); otherwise only
+    their shape counts. callback(index, info): after every step of item `index` (0-based).
+    """
+    needs_input = check_latent_batch(samples, options)
+    noise = make_noise(samples.shape, options.seed, options.noise_device)
+    outputs = []
+    for b in range(samples.shape[0]):
+        init = normalize_latent(samples[b:b + 1]) if needs_input else None
+        on_step = None if callback is None else (lambda info, b=b: callback(b, info))
+        x = sample(dit, cond, options, init_latent=init, noise=noise[b:b + 1], callback=on_step)
+        outputs.append(denormalize_latent(x).cpu())
+    return torch.cat(outputs)
+
+
+def check_latent_batch(samples: torch.Tensor, options: SamplingOptions) -> bool:
+    """Whether `sample_batch` continues the given latents (denoise < 1 or start_step > 0); refuses an
+    all-zero batch then. Callers may run it before moving the DiT to its device."""
+    needs_input = options.denoise < 1.0 or options.start_step > 0
+    if needs_input and not samples.abs().sum():
+        raise ValueError("latent: denoise < 1 or start_step > 0 continues an existing video latent, "
+                         "but the latent is empty (all zeros)")
+    return needs_input

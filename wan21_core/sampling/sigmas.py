@@ -1,4 +1,5 @@
-"""Flow-matching noise schedules of Wan2.1 (WAN21_SPEC §7.1, §7.2).
+"""Flow-matching noise schedules of Wan2.1 (official `wan/utils/fm_solvers_unipc.py`
+`FlowUniPCMultistepScheduler.set_timesteps`, `wan/utils/fm_solvers.py` `get_sampling_sigmas`).
 
 A schedule is a decreasing list of sigmas in [0, 1] ending at 0 (σ = 1 is pure noise) and the
 timesteps the model is called with. Two families are offered:

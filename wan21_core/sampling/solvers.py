@@ -1,4 +1,5 @@
-"""Flow-matching ODE solvers of Wan2.1: UniPC (bh2), DPM++ 2M and Euler (WAN21_SPEC §7.1, §7.3).
+"""Flow-matching ODE solvers of Wan2.1: UniPC (bh2), DPM++ 2M and Euler (official
+`wan/utils/fm_solvers_unipc.py`, `wan/utils/fm_solvers.py`; Euler is not in the official code).
 
 The model predicts the velocity v = ε − x0, so the data prediction is x0 = x − σ·v. With α = 1 − σ
 and λ = log α − log σ, UniPC and DPM++ are the multistep exponential integrators of the official
