@@ -54,6 +54,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from ..configs import DiTConfig
@@ -306,6 +307,5 @@ class WanModel(nn.Module):
         """[B, L, prod(patch)·out_dim] (channel fastest) -> [B, out_dim, T, H, W]."""
         pt, ph, pw = self.config.patch_size
         frames, rows, cols = grid
-        u = out.view(out.shape[0], frames, rows, cols, pt, ph, pw, self.config.out_dim)
-        u = u.permute(0, 7, 1, 4, 2, 5, 3, 6)                          # [B, c, T', pt, H', ph, W', pw]
-        return u.reshape(out.shape[0], self.config.out_dim, frames * pt, rows * ph, cols * pw)
+        return rearrange(out, "b (f h w) (pt ph pw c) -> b c (f pt) (h ph) (w pw)",
+                         f=frames, h=rows, w=cols, pt=pt, ph=ph, pw=pw)
