@@ -1,0 +1,4 @@
+"""Wan2.1-tiny, the embedded model: the synthetic world it is trained on (and, to come, its training)."""
+from .world import ACTIONS, COLOURS, SHAPES, Scene, prompt_of, render_clip, sample_scene
+
+__all__ = ["ACTIONS", "COLOURS", "SHAPES", "Scene", "prompt_of", "render_clip", "sample_scene"]
