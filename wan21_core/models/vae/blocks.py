@@ -75,7 +75,7 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wide = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
         norm = torch.linalg.vector_norm(x, dim=1, keepdim=True, dtype=wide)
-        factor = self.scale / norm.clamp_min_(1e-12)  # F.normalize's eps; √C/|x| = 1/rms fits fp16
+        factor = self.scale / norm.clamp_min(1e-12)   # F.normalize's eps; √C/|x| = 1/rms fits fp16
         return (x * factor.to(x.dtype)).mul_(self.gamma)
 
 

@@ -149,6 +149,17 @@ class WanVAE(nn.Module):
                 self._decode_stream(z[:, :, :, rows, cols], partial(canvas.paste, piece))
         return out
 
+    def reconstruct(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training forward: (decode(mu), mu) with gradients, on the same streaming path as
+        `encode` / `decode` (no tiling, no progress). Video [B,3,F,H,W] in [-1,1] as in `encode`."""
+        self._check_video(video)
+        latents: list[torch.Tensor] = []
+        self._encode_stream(video, lambda index, mu: latents.append(mu))
+        mu = torch.cat(latents, dim=2)                                  # [B, z, 1+k, h, w]
+        frames: list[torch.Tensor] = []
+        self._decode_stream(mu, lambda start, chunk: frames.append(chunk))
+        return torch.cat(frames, dim=2), mu
+
     # ---------------------------------------------------------------- streaming
     def _encode_stream(self, video: torch.Tensor, emit: Callable[[int, torch.Tensor], None]) -> None:
         """Encode chunks of 1, 4, 4, ... frames with one cache; emit(latent index, mu [B,z,1,h,w])."""
