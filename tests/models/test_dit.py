@@ -135,6 +135,20 @@ def test_matches_diffusers_in_fp32(models, inputs, model_type):
     assert rel_l2(ours, ref) <= 1e-5
 
 
+@pytest.mark.parametrize("model_type", ["i2v", "t2v", "flf2v"])
+def test_training_forward_equals_inference_and_reaches_every_weight(models, inputs, model_type):
+    from wan21_core.models.dit.training import training_forward
+
+    model = models[model_type]
+    fast = model(inputs["x"], inputs["t"], inputs["context"], **model_kwargs(model_type, inputs))
+    trained = training_forward(model, inputs["x"], inputs["t"], inputs["context"], **model_kwargs(model_type, inputs))
+    assert rel_l2(trained.detach(), fast) <= 1e-5
+    trained.square().mean().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    model.zero_grad(set_to_none=True)
+    assert missing == []
+
+
 def test_cache_path_equals_plain_call(models, inputs):
     model = models["i2v"]
     cache = model.prepare_context(inputs["context"], inputs["clip"])

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..models import VAEConfig, WanVAE
+from .training_state import resume_state, save_state, scheduled_lr
 from .world import render_clip, sample_scene
 
 STATE_FILE = "vae_training.pt"
@@ -25,13 +26,16 @@ STATE_FILE = "vae_training.pt"
 class VAETraining:
     """Hyper-parameters of the VAE stage (all of them seed the run: same config, same weights)."""
 
-    steps: int = 3000
+    steps: int = 2000            # where this run stops (a later run with more steps resumes)
     batch: int = 4
     frames: int = 5              # 1 + 4k
     crop: int = 64               # pixels, a multiple of 8
     clip_size: int = 96          # the rendered frame size the crops come from
-    base_dim: int = 8
-    lr: float = 1e-3
+    base_dim: int = 12
+    lr: float = 1e-3             # peak learning rate
+    warmup: int = 100            # steps of linear warm-up
+    decay_until: int = 2000      # cosine decay to final_lr · lr by this step, constant after
+    final_lr: float = 0.05
     seed: int = 0
     checkpoint_every: int = 250
     losses: list = field(default_factory=list)   # (step, reconstruction L1), filled while training
@@ -58,10 +62,14 @@ def train_vae(directory: str, config: VAETraining, device: str | torch.device = 
     torch.manual_seed(config.seed)
     model = WanVAE(VAEConfig(base_dim=config.base_dim)).to(device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
-    start = _resume(directory, config, model, optimiser)
+    path = os.path.join(directory, STATE_FILE)
+    parts = {"model": model, "optimiser": optimiser}
+    start = resume_state(path, config, parts, "train_vae")
     began = time.perf_counter()
     for step in range(start, config.steps):
         video = training_batch(config, step).to(device)
+        for group in optimiser.param_groups:
+            group["lr"] = scheduled_lr(config, step)
         recon, _ = model.reconstruct(video)
         l1 = (recon - video).abs().mean()
         optimiser.zero_grad(set_to_none=True)
@@ -69,32 +77,6 @@ def train_vae(directory: str, config: VAETraining, device: str | torch.device = 
         optimiser.step()
         config.losses.append((step + 1, l1.item()))
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            _save(directory, config, model, optimiser, step + 1)
+            save_state(path, config, parts, step + 1)
             log(f"vae step {step + 1}/{config.steps}: L1 {l1.item():.4f}, {time.perf_counter() - began:.0f} s")
     return model.eval().requires_grad_(False)
-
-
-def _save(directory: str, config: VAETraining, model: WanVAE, optimiser, step: int) -> None:
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, STATE_FILE)
-    torch.save({"step": step, "config": asdict(config), "model": model.state_dict(),
-                "optimiser": optimiser.state_dict()}, path + ".tmp")
-    os.replace(path + ".tmp", path)   # never a half-written state
-
-
-def _resume(directory: str, config: VAETraining, model: WanVAE, optimiser) -> int:
-    """The step to continue from (0 without a saved state); a state of another config is an error."""
-    path = os.path.join(directory, STATE_FILE)
-    if not os.path.exists(path):
-        return 0
-    state = torch.load(path, weights_only=True)
-    saved = {k: v for k, v in state["config"].items() if k not in ("steps", "losses")}
-    wanted = {k: v for k, v in asdict(config).items() if k not in ("steps", "losses")}
-    if saved != wanted:
-        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
-        raise ValueError(f"train_vae: {path} was trained with other settings ({', '.join(changed)}); "
-                         f"use another directory or the same settings")
-    model.load_state_dict(state["model"])
-    optimiser.load_state_dict(state["optimiser"])
-    config.losses[:] = [tuple(entry) for entry in state["config"]["losses"]]
-    return state["step"]

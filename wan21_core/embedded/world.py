@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +20,7 @@ COLOURS = {   # sRGB, 0..255
 }
 SHAPES = ("circle", "square", "triangle")
 ACTIONS = ("left", "right", "up", "down", "grow", "shrink", "turn", "pan_left", "pan_right", "still")
+OBJECT_ACTIONS = ACTIONS[:7]
 BACKGROUNDS = ("flat", "gradient", "noise")
 MOVE_RANGE = (0.3, 0.5)      # fraction of the frame a move or pan covers over the clip
 GROW_RANGE = (1.6, 2.0)      # final / initial size
@@ -80,6 +81,44 @@ def sample_scene(seed: int) -> Scene:
     return Scene(background=rng.choice(BACKGROUNDS), tones=tones, texture_seed=rng.randrange(2**31),
                  angle=rng.uniform(0, 2 * math.pi), things=things, action=action, target=target,
                  amount=amount, new_colour=new_colour)
+
+
+def variants(scene: Scene, seed: int) -> list[Scene]:
+    """Other scenes that start with the same first frame: every object action for every object whose
+    path stays in the frame and clear of the other object, and "nothing moves". Pans frame the
+    background differently from the first frame on, so a pan has no variants (and is none)."""
+    if scene.action.startswith("pan"):
+        return []
+    rng = random.Random(seed)
+    mean = [sum(c[i] for c in scene.tones) / 2 for i in range(3)]
+    found = []
+    for action in OBJECT_ACTIONS + ("still",):
+        for target in (range(len(scene.things)) if action != "still" else (None,)):
+            if (action, target) == (scene.action, scene.target):
+                continue
+            candidate = _variant(scene, rng, mean, action, target)
+            if candidate is not None:
+                found.append(candidate)
+    return found
+
+
+def _variant(scene: Scene, rng: random.Random, mean: list, action: str, target: int | None) -> Scene | None:
+    amount, new_colour = 0.0, None
+    if action in ("left", "right", "up", "down"):
+        amount = rng.uniform(*MOVE_RANGE)
+        thing, (dx, dy) = scene.things[target], _travel(action, amount, True)
+        if not (0.1 <= thing.x + dx <= 0.9 and 0.1 <= thing.y + dy <= 0.9):
+            return None
+    elif action in ("grow", "shrink"):
+        amount = rng.uniform(*(GROW_RANGE if action == "grow" else SHRINK_RANGE))
+    elif action == "turn":
+        choices = [c for c in _contrasting(mean) if c != scene.things[target].colour]
+        if not choices:
+            return None
+        new_colour = rng.choice(choices)
+    if len(scene.things) == 2 and target is not None and not _apart(list(scene.things), action, amount, target):
+        return None
+    return replace(scene, action=action, target=target, amount=amount, new_colour=new_colour)
 
 
 def _travel(action: str, amount: float, moves: bool) -> tuple[float, float]:

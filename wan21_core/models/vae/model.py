@@ -150,14 +150,15 @@ class WanVAE(nn.Module):
         return out
 
     def reconstruct(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training forward: (decode(mu), mu) with gradients, on the same streaming path as
-        `encode` / `decode` (no tiling, no progress). Video [B,3,F,H,W] in [-1,1] as in `encode`."""
+        """Training forward: (decode(mu) before its clamp to [-1, 1], mu) with gradients, on the same
+        streaming path as `encode` / `decode` (no tiling, no progress). Video [B,3,F,H,W] in [-1,1]
+        as in `encode`."""
         self._check_video(video)
         latents: list[torch.Tensor] = []
         self._encode_stream(video, lambda index, mu: latents.append(mu))
         mu = torch.cat(latents, dim=2)                                  # [B, z, 1+k, h, w]
         frames: list[torch.Tensor] = []
-        self._decode_stream(mu, lambda start, chunk: frames.append(chunk))
+        self._decode_stream(mu, lambda start, chunk: frames.append(chunk), clamp=False)
         return torch.cat(frames, dim=2), mu
 
     # ---------------------------------------------------------------- streaming
@@ -174,14 +175,16 @@ class WanVAE(nn.Module):
         finally:
             cache.clear()
 
-    def _decode_stream(self, z: torch.Tensor, emit: Callable[[int, torch.Tensor], None]) -> None:
-        """Decode one latent frame at a time with one cache; emit(first frame index, frames)."""
+    def _decode_stream(self, z: torch.Tensor, emit: Callable[[int, torch.Tensor], None], clamp: bool = True) -> None:
+        """Decode one latent frame at a time with one cache; emit(first frame index, frames), clamped
+        to [-1, 1] unless `clamp` is False (training: a clamp passes no gradient outside the range)."""
         cache: FeatureCache = {}
         try:
             start = 0
             for index in range(z.shape[2]):
                 x = self.conv2(z[:, :, index:index + 1].to(self.device, self.dtype))
-                frames = self.decoder(x, cache).clamp_(-1.0, 1.0)  # 1 frame, then time_stride each
+                frames = self.decoder(x, cache)                    # 1 frame, then time_stride each
+                frames = frames.clamp_(-1.0, 1.0) if clamp else frames
                 emit(start, frames)
                 start += frames.shape[2]
         finally:
