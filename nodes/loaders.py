@@ -6,6 +6,7 @@ import torch
 
 from wan21_core import inspect_checkpoint, load_dit, load_image_encoder, load_text_encoder, load_vae
 from wan21_core.checkpoints import default_dit_dtype
+from wan21_core.embedded import BUILTIN_NAME, builtin_path
 from wan21_core.upscale import default_cascade, default_cascade_path, load_cascade
 
 from . import comfy_adapter as comfy
@@ -26,6 +27,15 @@ def _placement_input(default: str = "auto") -> tuple:
     return (list(PLACEMENTS), tooltip(DEVICE_TIP, default=default))
 
 
+def _model_choices(kind: str) -> list[str]:
+    """The files of the kind's model folders, then the built-in Wan2.1-tiny model (shipped in the pack,
+    nothing copied into ComfyUI's folders)."""
+    return comfy.list_models(kind) + [BUILTIN_NAME]
+
+
+BUILTIN_TIP = f" {BUILTIN_NAME}: the small model shipped with this pack (96x96, 25 frames, a toy world of shapes)."
+
+
 class ModelLoader(WanNode):
     """The shared `execute` of the model loaders: the file `NAME_INPUT` names in ComfyUI's model folder of
     `KIND`, loaded by `load` once per file and options (each loader class has its own `ModelCache`), and
@@ -43,7 +53,7 @@ class ModelLoader(WanNode):
 
     def execute(self, device, **inputs):
         name = inputs.pop(self.NAME_INPUT)
-        path = comfy.model_path(self.KIND, name)
+        path = builtin_path(self.KIND) if name == BUILTIN_NAME else comfy.model_path(self.KIND, name)
         options = (*sorted(inputs.items()), device)
         model = self._cache.get(path, options, lambda: self.load(path, device, **inputs))
         return (ModelHandle(model, device, name),)
@@ -64,9 +74,9 @@ class WanDiTLoader(ModelLoader):
     @classmethod
     def inputs(cls):
         return {"required": {
-            "dit_name": (comfy.list_models("dit"), tooltip(
+            "dit_name": (_model_choices("dit"), tooltip(
                 "Diffusion model file, e.g. wan2.1_i2v_480p_14B_fp16.safetensors (image-to-video needs an i2v "
-                "or flf2v model).")),
+                "or flf2v model)." + BUILTIN_TIP)),
             "weight_dtype": (["default"] + list(DTYPES)[1:] + list(FP8), tooltip(
                 "Weight storage. default: as stored (fp8 files stay fp8 and are dequantised per layer; fp16 "
                 "becomes fp32 when computing on a CPU); fp8 halves memory at a small quality cost.",
@@ -92,7 +102,7 @@ class WanT5Loader(ModelLoader):
     @classmethod
     def inputs(cls):
         return {"required": {
-            "t5_name": (comfy.list_models("t5"), tooltip("Text encoder file, e.g. umt5_xxl_fp8_e4m3fn_scaled.safetensors.")),
+            "t5_name": (_model_choices("t5"), tooltip("Text encoder file, e.g. umt5_xxl_fp8_e4m3fn_scaled.safetensors." + BUILTIN_TIP)),
             "dtype": (["bf16", "fp32"], tooltip("Compute dtype (the official model runs in bf16).", default="bf16")),
             "device": (list(PLACEMENTS), tooltip(
                 "cpu (default, the official t5_cpu option) keeps 11 GB of weights out of VRAM; " + DEVICE_TIP,
@@ -114,7 +124,7 @@ class WanImageEncoderLoader(ModelLoader):
     @classmethod
     def inputs(cls):
         return {"required": {
-            "clip_name": (comfy.list_models("clip_vision"), tooltip("Image encoder file, e.g. clip_vision_h.safetensors.")),
+            "clip_name": (_model_choices("clip_vision"), tooltip("Image encoder file, e.g. clip_vision_h.safetensors." + BUILTIN_TIP)),
             "dtype": (list(DTYPES), tooltip("default: fp16 on a GPU (official), fp32 on the CPU.", default="default")),
             "device": _placement_input(),
         }}
@@ -133,7 +143,7 @@ class WanVAELoader(ModelLoader):
     @classmethod
     def inputs(cls):
         return {"required": {
-            "vae_name": (comfy.list_models("vae"), tooltip("VAE file, e.g. wan_2.1_vae.safetensors.")),
+            "vae_name": (_model_choices("vae"), tooltip("VAE file, e.g. wan_2.1_vae.safetensors." + BUILTIN_TIP)),
             "dtype": (["fp32", "bf16", "fp16"], tooltip("fp32 is the official precision; bf16 halves memory.",
                                                         default="fp32")),
             "device": _placement_input(),

@@ -53,7 +53,7 @@ class WanSampler(WanNode):
     def execute(self, dit, positive, negative, latent, seed, steps, guidance, shift, solver, schedule, denoise,
                 cfg_mode="auto", start_step=0, end_step=0):
         samples = latent["samples"]
-        cond = from_comfy_conditioning(positive, negative, latent)
+        cond = from_comfy_conditioning(positive, negative, latent, text_dim=dit.model.config.text_dim)
         options = SamplingOptions(steps=steps, guidance=guidance, shift=shift, solver=solver, schedule=schedule,
                                   seed=seed, denoise=denoise, start_step=start_step, end_step=end_step or None,
                                   cfg_mode=cfg_mode)

@@ -10,6 +10,8 @@ from PIL import Image
 
 from media_helpers import read_video
 from wan21_core import cli, tiny
+from wan21_core.embedded import DEMO
+from wan21_core.embedded.builtin import DEMO_IMAGE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,20 +42,29 @@ def i2v_args(model_files: dict, image: str, out: str, *extra: str) -> list[str]:
 
 def test_demo_writes_an_mp4_png_frames_and_a_webp(tmp_path):
     out, frames_dir, webp = tmp_path / "demo.mp4", tmp_path / "frames", tmp_path / "demo.webp"
-    result = run_module("demo", "--frames", "5", "--steps", "2", "--max-area", "4096", "--device", "cpu",
-                        "--models-dir", str(tmp_path / "models"), "--out", str(out),
+    result = run_module("demo", "--frames", "5", "--steps", "2", "--out", str(out),
                         "--frames-dir", str(frames_dir), "--webp", str(webp))
     assert result.returncode == 0, result.stderr
-    assert "RANDOM weights" in result.stdout
-    assert "5 frames at 64x48" in result.stdout           # the 320x240 test picture at 4096 px² (official rule)
+    assert f"Wan2.1-tiny (built-in): {DEMO.prompt!r}, 5 frames, 2 steps, seed 0" in result.stdout
+    assert "5 frames at 96x96" in result.stdout            # the bundled start image at the trained size
+    for stage in ("load models:", "text encoder:", "image encoder:", "vae encode:", "sample:", "vae decode:", "done in"):
+        assert stage in result.stdout
     video = read_video(out)
-    assert video.shape == (5, 48, 64, 3)
+    assert video.shape == (5, 96, 96, 3)
     pngs = sorted(os.listdir(frames_dir))
     assert pngs == [f"frame_{i:05d}.png" for i in range(5)]
     stills = torch.stack([torch.from_numpy(np.array(Image.open(frames_dir / name))) for name in pngs]).float() / 255
     assert (video - stills).abs().mean() < 0.08             # H.264 holds the same frames, in order
     with Image.open(webp) as animation:
-        assert animation.n_frames == 5 and animation.size == (64, 48)
+        assert animation.n_frames == 5 and animation.size == (96, 96)
+
+
+def test_demo_defaults_are_the_trained_settings():
+    args = cli.build_parser().parse_args(["demo"])
+    assert (args.prompt, args.frames, args.steps, args.guidance, args.shift, args.solver) == \
+        (DEMO.prompt, DEMO.frames, DEMO.steps, DEMO.guidance, DEMO.shift, DEMO.solver)
+    assert args.max_area == DEMO.size ** 2 and args.image == DEMO_IMAGE and os.path.isfile(args.image)
+    assert (args.device, args.out) == ("cpu", "demo.mp4")
 
 
 def test_i2v_with_model_files_and_a_png(model_files, png, tmp_path, capsys):

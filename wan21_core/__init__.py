@@ -17,6 +17,7 @@ _EXPORTS = {   # public name -> the sub-package (or module) that owns it
     "CheckpointError": "checkpoints",
     "inspect_checkpoint": "checkpoints",
     "I2VPipeline": "pipeline",
+    "load_pipeline": "pipeline",
     "I2VConditioning": "sampling",
     "build_conditioning": "sampling",
     "SamplingOptions": "sampling",

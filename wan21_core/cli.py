@@ -1,11 +1,11 @@
-"""Command line: `python -m wan21_core i2v ...` generates a clip; `python -m wan21_core demo` runs the
-whole pipeline on tiny random-weight models built on the fly (a smoke test, not a real video)."""
+"""Command line: `python -m wan21_core i2v ...` generates a clip with Wan2.1 checkpoints;
+`python -m wan21_core demo` generates one with the built-in Wan2.1-tiny models (a bundled start image
+and prompt by default, at the size and length they were trained for)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
+import time
 
 import torch
 
@@ -35,7 +35,8 @@ def _add_generation_args(p: argparse.ArgumentParser, frames: int, steps: int, ar
     p.add_argument("--width", type=int, default=None, help="exact width (with --height), multiple of 16")
     p.add_argument("--height", type=int, default=None, help="exact height (with --width), multiple of 16")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT weight dtype")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="auto",
+                   help="DiT weight dtype (auto: fp8 files stay fp8, fp16 on a CPU computes in fp32, else as stored)")
     p.add_argument("--vae-tile", type=int, default=None, help="spatial VAE tile size in pixels (saves memory)")
     p.add_argument("--out", default="video.mp4", help="output mp4 path")
     p.add_argument("--frames-dir", default=None, help="also write PNG frames into this folder")
@@ -54,18 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
         i2v.add_argument(f"--{name}", required=True, help=f"{what}: a file, shard index or diffusers folder")
     i2v.add_argument("--t5-device", default="cpu", help="where the text encoder runs (default cpu)")
     _add_generation_args(i2v, I2V_FRAMES, I2V_STEPS, "480p")
-    demo = sub.add_parser("demo", help="smoke test on tiny RANDOM-weight models (output is noise)")
-    demo.add_argument("--image", default=None, help="start frame (default: a drawn test picture)")
-    demo.add_argument("--models-dir", default=None, help="where the tiny model files are written")
-    _add_generation_args(demo, 17, 8, "480p")
-    demo.set_defaults(max_area=256 * 256)
+    demo = sub.add_parser("demo", help="image-to-video with the built-in Wan2.1-tiny models (CPU, seconds)")
+    _add_demo_args(demo)
     return parser
+
+
+def _add_demo_args(demo: argparse.ArgumentParser) -> None:
+    from .embedded.builtin import DEMO, DEMO_IMAGE
+
+    demo.add_argument("--image", default=DEMO_IMAGE, help="start frame (default: the bundled scene)")
+    _add_generation_args(demo, DEMO.frames, DEMO.steps, "480p")
+    demo.set_defaults(prompt=DEMO.prompt, guidance=DEMO.guidance, shift=DEMO.shift, solver=DEMO.solver,
+                      max_area=DEMO.size * DEMO.size, device="cpu", out="demo.mp4")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input (ValueError, CheckpointError, a missing file) prints one
     `error: ...` line on stderr and returns 2 instead of a traceback."""
     args = build_parser().parse_args(argv)
+    began = time.perf_counter()
     try:
         if args.command == "demo":
             _set_up_demo(args)
@@ -74,17 +82,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:      # CheckpointError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
+    print(f"done in {time.perf_counter() - began:.1f} s")
     return 0
 
 
 def _set_up_demo(args) -> None:
-    print("NOTE: the demo models have RANDOM weights; the clip is noise. It only exercises the pipeline.")
-    args.image = args.image or _test_picture()
+    from .embedded.builtin import builtin_paths
+
     args.end_image = None
     check_inputs(args)
     args.t5_device = args.device
-    paths = _tiny_models(args.models_dir)
+    paths = builtin_paths()
     args.dit, args.vae, args.t5, args.clip = paths["dit"], paths["vae"], paths["t5"], paths["clip_vision"]
+    print(f"Wan2.1-tiny (built-in): {args.prompt!r}, {args.frames} frames, {args.steps} steps, seed {args.seed}")
 
 
 def check_inputs(args) -> None:
@@ -100,20 +110,16 @@ def _max_area(args) -> int:
 
 
 def generate(args) -> torch.Tensor:
-    from . import load_dit, load_image_encoder, load_text_encoder, load_vae
-    from .pipeline import I2VPipeline
+    from .pipeline import load_pipeline
 
     check_inputs(args)
     stats: list[StageStats] = []
     with stage("load models", stats, args.device):
-        dit = load_dit(args.dit, args.device, DTYPES[args.dtype], require=("i2v", "flf2v"))
-        vae = load_vae(args.vae, args.device)
-        te = load_text_encoder(args.t5, args.t5_device)
-        ie = load_image_encoder(args.clip, args.device)
+        pipe = load_pipeline(args.dit, args.vae, args.t5, args.clip, args.device, dit_dtype=DTYPES[args.dtype],
+                             t5_device=args.t5_device)
     max_area = _max_area(args)
     shift = args.shift if args.shift is not None else default_shift(max_area)
     vae_options = {"tile": args.vae_tile} if args.vae_tile else None
-    pipe = I2VPipeline(dit, vae, te, ie)
     with _progress(args.steps) as on_step:
         frames = pipe(args.image, args.prompt, args.negative_prompt, frames=args.frames, steps=args.steps,
                       guidance=args.guidance, shift=shift, solver=args.solver, seed=args.seed, max_area=max_area,
@@ -161,24 +167,3 @@ def _write_outputs(frames: torch.Tensor, args) -> None:
         print("wrote", len(write_png_frames(frames, args.frames_dir)), "PNG frames to", args.frames_dir)
     if args.webp:
         print("wrote", write_webp(frames, args.webp, args.fps))
-
-
-def _tiny_models(directory: str | None) -> dict:
-    from .tiny import write_tiny_model_set
-
-    directory = directory or os.path.join(tempfile.gettempdir(), "wan21_core_tiny_models")
-    print(f"building tiny random-weight models in {directory}")
-    return write_tiny_model_set(directory)
-
-
-def _test_picture():
-    """A drawn 320x240 scene (sky, sun, hills) standing in for a photo."""
-    from PIL import Image, ImageDraw
-
-    img = Image.new("RGB", (320, 240))
-    draw = ImageDraw.Draw(img)
-    for y in range(240):
-        draw.line([(0, y), (320, y)], fill=(70 + y // 4, 130 + y // 5, 230 - y // 3))
-    draw.ellipse([220, 30, 280, 90], fill=(255, 210, 80))
-    draw.polygon([(0, 240), (0, 170), (90, 120), (190, 180), (320, 140), (320, 240)], fill=(60, 140, 70))
-    return img

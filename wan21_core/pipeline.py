@@ -71,3 +71,19 @@ class I2VPipeline:
         with stage("vae decode", self.stats, self.vae.device):
             video = self.vae.decode(raw_latent.to(self.vae.device, self.vae.dtype), **(vae_options or {}))
         return to_unit(video[0].cpu())
+
+
+def load_pipeline(dit: str, vae: str, t5: str, clip: str, device: torch.device | str = "cpu", *,
+                  dit_dtype: torch.dtype | None = None, t5_device: torch.device | str | None = None) -> I2VPipeline:
+    """The four model files (any supported format) loaded into an `I2VPipeline` on `device`.
+
+    dit_dtype None: the loader node's rule (`checkpoints.default_dit_dtype`: fp8 stays fp8, fp16 computing
+    on a CPU becomes float32, otherwise as stored). The text encoder runs on `t5_device` (default `device`).
+    """
+    from .checkpoints import (default_dit_dtype, inspect_checkpoint, load_dit, load_image_encoder,
+                              load_text_encoder, load_vae)
+
+    if dit_dtype is None:
+        dit_dtype = default_dit_dtype(inspect_checkpoint(dit, "dit"), device)
+    return I2VPipeline(load_dit(dit, device, dit_dtype, require=("i2v", "flf2v")), load_vae(vae, device),
+                       load_text_encoder(t5, t5_device or device), load_image_encoder(clip, device))

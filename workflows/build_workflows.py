@@ -21,29 +21,22 @@ from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+for folder in (ROOT, HERE):              # the pack and the notes module beside this script
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
 
 from nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: E402
+from wan21_core.embedded import BUILTIN_NAME, DEMO  # noqa: E402
 from wan21_core.sampling import (AREA_480P, FPS, I2V_FRAMES, I2V_GUIDANCE, I2V_SHIFT,  # noqa: E402
                                  I2V_STEPS, NEGATIVE_PROMPT_I2V)
+from workflow_notes import (CLIP_FILE, DIT_FILE, ESRGAN_FILE, ESRGAN_URL, MIXED_NOTE, MODEL_FILES,  # noqa: E402
+                            MODELS_NOTE, REPACKAGED, T5_FILE, TINY_DEMO_IMAGE, TINY_NOTE, UPSCALE_NOTE, VAE_FILE)
 
 API_DIR = os.path.join(HERE, "api")
 FRONTEND_VERSION = "1.27.10"            # the frontend ComfyUI 0.3.64 pins
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
 SEED_NAMES = ("seed", "noise_seed")     # INT inputs that get a control widget whatever their options
 OPTIONAL_SHAPE = 7                      # the frontend's socket shape for optional inputs (hollow dot)
-REPACKAGED = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
-
-# Official Comfy-Org file names and their ComfyUI folders.
-DIT_FILE = "wan2.1_i2v_480p_14B_fp16.safetensors"
-T5_FILE = "umt5_xxl_fp8_e4m3fn_scaled.safetensors"
-CLIP_FILE = "clip_vision_h.safetensors"
-VAE_FILE = "wan_2.1_vae.safetensors"
-ESRGAN_FILE = "RealESRGAN_x4plus.safetensors"
-MODEL_FILES = {DIT_FILE: "diffusion_models", T5_FILE: "text_encoders", CLIP_FILE: "clip_vision", VAE_FILE: "vae"}
-ESRGAN_URL = "https://huggingface.co/Comfy-Org/Real-ESRGAN_repackaged/resolve/main/" + ESRGAN_FILE
-
 POSITIVE_PROMPT = ("A white cat sits on a sunny windowsill, slowly turns its head towards the camera and blinks; "
                    "the curtains sway in a gentle breeze, soft natural light, realistic, smooth motion.")
 GREEN = {"color": "#232", "bgcolor": "#353"}
@@ -155,6 +148,7 @@ class Node:
     title: str | None = None
     extra: dict = field(default_factory=dict)          # color / bgcolor
     models: list = field(default_factory=list)         # properties.models entries
+    control: str = "randomize"                         # control_after_generate of its seed widget
 
 
 class Graph:
@@ -168,8 +162,9 @@ class Graph:
 
     def add(self, type_name: str, pos: tuple[float, float], *, title: str | None = None,
             size: tuple[float, float] | None = None, models: list | None = None, style: dict | None = None,
-            **values) -> Node:
-        """A node with widget `values` by name; widgets not named take their declared default."""
+            control: str = "randomize", **values) -> Node:
+        """A node with widget `values` by name; widgets not named take their declared default.
+        control: the frontend's control_after_generate mode of its seed widget ("fixed" keeps the seed)."""
         kind = node_type(type_name)
         known = {w.name for w in kind.widgets}
         if set(values) - known:
@@ -179,7 +174,7 @@ class Graph:
         if missing:
             raise ValueError(f"{type_name}: no value and no default for widget(s) {missing}")
         node = Node(len(self.nodes) + 1, kind, pos, size or _default_size(kind), filled, title,
-                    dict(style or {}), list(models or []))
+                    dict(style or {}), list(models or []), control)
         self.nodes.append(node)
         return node
 
@@ -258,7 +253,7 @@ class Graph:
         for widget in node.type.widgets:
             values.append(node.values[widget.name])
             if widget.control:
-                values.append("randomize")              # the frontend's default control_after_generate mode
+                values.append(node.control)             # the frontend's default is "randomize"
         return values
 
     def _link_into(self, node: Node, input_name: str) -> list | None:
@@ -289,54 +284,43 @@ def model_entry(file_name: str) -> dict:
     return {"name": file_name, "url": f"{REPACKAGED}/{folder}/{file_name}?download=true", "directory": folder}
 
 
-# ------------------------------------------------------------------------------------- the notes
-
-FILES_TABLE = (
-    "| file | put it in |\n|---|---|\n"
-    f"| [{DIT_FILE}]({REPACKAGED}/diffusion_models/{DIT_FILE}) | `ComfyUI/models/diffusion_models/` |\n"
-    f"| [{T5_FILE}]({REPACKAGED}/text_encoders/{T5_FILE}) | `ComfyUI/models/text_encoders/` |\n"
-    f"| [{CLIP_FILE}]({REPACKAGED}/clip_vision/{CLIP_FILE}) | `ComfyUI/models/clip_vision/` |\n"
-    f"| [{VAE_FILE}]({REPACKAGED}/vae/{VAE_FILE}) | `ComfyUI/models/vae/` |\n")
-
-SETTINGS = (f"Official Wan2.1 480p settings: area {AREA_480P // 480}×480 (the start image's aspect ratio is kept), "
-            f"{I2V_FRAMES} frames = 5 s at {FPS} fps, {I2V_STEPS} steps, guidance {I2V_GUIDANCE:g}, "
-            f"shift {I2V_SHIFT[AREA_480P]:g}, UniPC, and the official Chinese negative prompt.")
-
-MODELS_NOTE = (
-    "## Wan2.1 image-to-video, 480p\n\n"
-    "Download the four model files (Comfy-Org repackaged) into ComfyUI's model folders:\n\n" + FILES_TABLE +
-    "\nSmaller alternatives work in the same loaders: `wan2.1_i2v_480p_14B_fp8_scaled.safetensors` "
-    "(diffusion model) and `umt5_xxl_fp16.safetensors` (text encoder); the official release's `.pth` files too. "
-    "For 720p use `wan2.1_i2v_720p_14B_*` with width 1280, height 720 and shift 5.\n\n"
-    "Then pick a start image in **Load Image**, write the prompt and press Run.\n\n" + SETTINGS)
-
-MIXED_NOTE = (
-    "## Wan2.1 image-to-video with ComfyUI's own loaders and encoders\n\n"
-    "ComfyUI's **Load CLIP** (type `wan`), **CLIP Text Encode**, **Load CLIP Vision**, **CLIP Vision Encode** "
-    "(crop `none`, the official squash to 224×224), **Load VAE** and **VAE Decode** feed this pack's fusion, "
-    "sampler and upscaler. The sampler needs this pack's **Wan DiT Loader** (ComfyUI's Load Diffusion Model "
-    "gives a MODEL for KSampler, not a DiT for Wan Sampler).\n\n" + FILES_TABLE +
-    f"| [{ESRGAN_FILE}]({ESRGAN_URL}) | `ComfyUI/models/upscale_models/` |\n\n"
-    "Any single-image upscale model that **Load Upscale Model** reads works as the upscaler's x2 stage; "
-    "a x4 model's output is resized to exactly x2.\n\n" + SETTINGS)
-
-UPSCALE_NOTE = (
-    "## Wan2.1 image-to-video, 480p, then x2 upscaling\n\n" + FILES_TABLE +
-    "\nThe built-in x2 cascade ships with this pack (no download). Wan Cascaded Upscaler works in tiles, so "
-    "memory stays bounded; `x4` runs the x2 stages twice.\n\n" + SETTINGS)
-
-
 # ------------------------------------------------------------------------------------- the graphs
 
-def _our_front_end(g: Graph) -> dict:
+# Loader widget values of the released models (with their download entries) and of the built-in Wan2.1-tiny.
+# The tiny demo computes on the CPU with the dtypes `python -m wan21_core demo` loads (the DiT's default rule,
+# fp16 weights become fp32 on a CPU; the umT5 in bf16; the image encoder in fp32 on a CPU; the VAE in fp32),
+# so the graph gives the command line's frames (tests/nodes/test_builtin_chain.py checks it).
+RELEASED_LOADERS = {
+    "WanDiTLoader": {"dit_name": DIT_FILE, "models": [model_entry(DIT_FILE)]},
+    "WanT5Loader": {"t5_name": T5_FILE, "models": [model_entry(T5_FILE)]},
+    "WanImageEncoderLoader": {"clip_name": CLIP_FILE, "models": [model_entry(CLIP_FILE)]},
+    "WanVAELoader": {"vae_name": VAE_FILE, "models": [model_entry(VAE_FILE)]},
+}
+TINY_LOADERS = {
+    "WanDiTLoader": {"dit_name": BUILTIN_NAME, "weight_dtype": "default", "device": "cpu"},
+    "WanT5Loader": {"t5_name": BUILTIN_NAME, "dtype": "bf16", "device": "cpu"},
+    "WanImageEncoderLoader": {"clip_name": BUILTIN_NAME, "dtype": "default", "device": "cpu"},
+    "WanVAELoader": {"vae_name": BUILTIN_NAME, "dtype": "fp32", "device": "cpu"},
+}
+# Fusion and sampler widget values: the official 480p settings, and the tiny model's demo (seed 0, kept fixed).
+OFFICIAL_FUSION = {"width": AREA_480P // 480, "height": 480, "length": I2V_FRAMES, "size_mode": "official area"}
+OFFICIAL_SAMPLER = {"seed": 42, "steps": I2V_STEPS, "guidance": I2V_GUIDANCE, "shift": I2V_SHIFT[AREA_480P],
+                    "solver": "unipc"}
+TINY_FUSION = {"width": DEMO.size, "height": DEMO.size, "length": DEMO.frames, "size_mode": "exact"}
+TINY_SAMPLER = {"seed": 0, "control": "fixed", "steps": DEMO.steps, "guidance": DEMO.guidance, "shift": DEMO.shift,
+                "solver": DEMO.solver}
+
+
+def _our_front_end(g: Graph, loaders: dict = RELEASED_LOADERS, image: str = "example.png",
+                   prompt: str = POSITIVE_PROMPT) -> dict:
     """Our loaders, LoadImage and encoders: the nodes every pack-only graph starts with."""
-    dit = g.add("WanDiTLoader", (20, 80), dit_name=DIT_FILE, models=[model_entry(DIT_FILE)])
-    t5 = g.add("WanT5Loader", (20, 250), t5_name=T5_FILE, models=[model_entry(T5_FILE)])
-    image_encoder = g.add("WanImageEncoderLoader", (20, 420), clip_name=CLIP_FILE, models=[model_entry(CLIP_FILE)])
-    vae = g.add("WanVAELoader", (20, 590), vae_name=VAE_FILE, models=[model_entry(VAE_FILE)])
-    image = g.add("LoadImage", (20, 820), size=(360, 330), image="example.png")
+    dit = g.add("WanDiTLoader", (20, 80), **loaders["WanDiTLoader"])
+    t5 = g.add("WanT5Loader", (20, 250), **loaders["WanT5Loader"])
+    image_encoder = g.add("WanImageEncoderLoader", (20, 420), **loaders["WanImageEncoderLoader"])
+    vae = g.add("WanVAELoader", (20, 590), **loaders["WanVAELoader"])
+    image = g.add("LoadImage", (20, 820), size=(360, 330), image=image)
     positive = g.add("WanT5TextEncode", (460, 80), size=(400, 200), title="Wan T5 Text Encode (Positive)",
-                     style=GREEN, text=POSITIVE_PROMPT)
+                     style=GREEN, text=prompt)
     negative = g.add("WanT5TextEncode", (460, 330), size=(400, 200), title="Wan T5 Text Encode (Negative)",
                      style=RED, text=NEGATIVE_PROMPT_I2V)
     encode = g.add("WanImageEncode", (460, 800))
@@ -351,12 +335,11 @@ def _our_front_end(g: Graph) -> dict:
 
 
 def _fusion_and_sampler(g: Graph, positive: Node, negative: Node, vae: Node, image: Node, clip_vision: Node,
-                        dit: Node) -> Node:
-    """Wan Fusion Conditioning + Wan Sampler with the official 480p settings; returns the sampler."""
-    fusion = g.add("WanFusionConditioning", (940, 80), width=AREA_480P // 480, height=480, length=I2V_FRAMES,
-                   size_mode="official area")
-    sampler = g.add("WanSampler", (1380, 80), seed=42, steps=I2V_STEPS, guidance=I2V_GUIDANCE,
-                    shift=I2V_SHIFT[AREA_480P], solver="unipc")
+                        dit: Node, fusion_values: dict = OFFICIAL_FUSION,
+                        sampler_values: dict = OFFICIAL_SAMPLER) -> Node:
+    """Wan Fusion Conditioning + Wan Sampler (the official 480p settings by default); returns the sampler."""
+    fusion = g.add("WanFusionConditioning", (940, 80), **fusion_values)
+    sampler = g.add("WanSampler", (1380, 80), **sampler_values)
     g.connect(positive, "CONDITIONING", fusion, "positive")
     g.connect(negative, "CONDITIONING", fusion, "negative")
     g.connect(vae, vae.type.outputs[0][0], fusion, "vae")
@@ -378,18 +361,30 @@ def _video_out(g: Graph, frames: Node, output: str, x: float, prefix: str) -> No
     g.group("Video", [create, save])
 
 
-def wan21_i2v() -> Graph:
-    g = Graph("wan21_i2v")
-    g.add("MarkdownNote", (-480, 80), size=(440, 640), title="Model files and settings", style=NOTE,
-          text=MODELS_NOTE)
-    front = _our_front_end(g)
+def _pack_only(name: str, note: str, note_size: tuple[float, float], prefix: str, front: dict | None = None,
+               fusion_values: dict = OFFICIAL_FUSION, sampler_values: dict = OFFICIAL_SAMPLER) -> Graph:
+    """Every stage from this pack, decoded straight to the video (front: `_our_front_end`'s options)."""
+    g = Graph(name)
+    g.add("MarkdownNote", (-480, 80), size=note_size, title="Model files and settings", style=NOTE, text=note)
+    front = _our_front_end(g, **(front or {}))
     sampler = _fusion_and_sampler(g, front["positive"], front["negative"], front["vae"], front["image"],
-                                  front["encode"], front["dit"])
+                                  front["encode"], front["dit"], fusion_values, sampler_values)
     decode = g.add("WanVAEDecode", (1820, 80))
     g.connect(sampler, "LATENT", decode, "samples")
     g.connect(front["vae"], "vae", decode, "vae")
-    _video_out(g, decode, "IMAGE", 2240, "video/Wan21_I2V")
+    _video_out(g, decode, "IMAGE", 2240, prefix)
     return g
+
+
+def wan21_i2v() -> Graph:
+    return _pack_only("wan21_i2v", MODELS_NOTE, (440, 640), "video/Wan21_I2V")
+
+
+def wan21_tiny_demo() -> Graph:
+    """The built-in Wan2.1-tiny with the settings of `python -m wan21_core demo` (nothing to download)."""
+    return _pack_only("wan21_tiny_demo", TINY_NOTE, (440, 760), "video/Wan21_tiny_demo",
+                      {"loaders": TINY_LOADERS, "image": TINY_DEMO_IMAGE, "prompt": DEMO.prompt},
+                      TINY_FUSION, TINY_SAMPLER)
 
 
 def wan21_i2v_upscale() -> Graph:
@@ -446,7 +441,7 @@ def wan21_i2v_mixed() -> Graph:
     return g
 
 
-GRAPHS = (wan21_i2v, wan21_i2v_mixed, wan21_i2v_upscale)
+GRAPHS = (wan21_i2v, wan21_i2v_mixed, wan21_i2v_upscale, wan21_tiny_demo)
 
 
 # ------------------------------------------------------------------------------------- files

@@ -134,6 +134,20 @@ def video_info(path: Path) -> tuple[int, int, int]:
     return len(frames), frames[0].width, frames[0].height
 
 
+def read_video_frames(path: Path):
+    """uint8 array [N, H, W, 3] of a video's decoded frames (PyAV, converted to RGB)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def combo_options(spec) -> list:
+    """Options of a combo input spec in /object_info: V1 `[[...], {...}]` or V3 `["COMBO", {"options": [...]}]`."""
+    return spec[1]["options"] if spec[0] == "COMBO" else spec[0]
+
+
 def read_pngs(paths: list[Path]):
     """uint8 array [N, H, W, 3] of the PNGs, in file-name order."""
     import numpy as np

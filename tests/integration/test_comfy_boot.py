@@ -4,8 +4,9 @@ import os
 from pathlib import Path
 
 import model_files as mf
-from graphs import saved_files, tiny_pack_graph
+from graphs import combo_options, saved_files, tiny_pack_graph
 from model_files import place_file
+from wan21_core.embedded import BUILTIN_NAME
 
 PACK_NAME = "comfyui-wan21-i2v"
 
@@ -61,11 +62,6 @@ PACK_LOADERS = {  # folder -> (pack loader node, its file input)
 }
 
 
-def combo_options(spec):
-    """Options of a combo input spec: V1 `[[...], {...}]` or V3 `["COMBO", {"options": [...]}]`."""
-    return spec[1]["options"] if spec[0] == "COMBO" else spec[0]
-
-
 def files_in(comfy, folder: str) -> list[str]:
     """Model files of a ComfyUI folder name on disk, relative to their folder (legacy ones too)."""
     names = set()
@@ -91,7 +87,9 @@ def test_pack_loaders_list_the_model_folders_including_legacy(comfy):
     for folder, (node, input_name) in PACK_LOADERS.items():
         listed = combo_options(comfy.object_info(node)["input"]["required"][input_name])
         on_disk = files_in(comfy, folder)
-        assert [n for n in listed if not n.startswith("built-in:")] == on_disk, (node, listed)
+        assert [n for n in listed if not n.startswith("built-in:") and n != BUILTIN_NAME] == on_disk, (node, listed)
+        if node != "WanUpscalerLoader":                 # the built-in Wan2.1-tiny, after the folder's files
+            assert listed[-1] == BUILTIN_NAME, (node, listed)
     dits = combo_options(comfy.object_info("WanDiTLoader")["input"]["required"]["dit_name"])
     t5s = combo_options(comfy.object_info("WanT5Loader")["input"]["required"]["t5_name"])
     assert mf.LEGACY_DIT in dits and mf.DIT_I2V in dits      # models/unet + models/diffusion_models

@@ -1,15 +1,30 @@
 """The loader nodes on tiny model files in ComfyUI's folder layout: the model cache, the upscaler loader,
-refused model files and names outside a model folder, symlinked files."""
+refused model files and names outside a model folder, symlinked files, the built-in Wan2.1-tiny."""
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import pytest
 import torch
 
 from node_helpers import run
+from wan21_core import load_dit, load_image_encoder, load_text_encoder, load_vae
+from wan21_core.embedded import BUILTIN_NAME, builtin_path
 from wan21_core.upscale.cascade import VARIANTS, WEIGHTS_DIR
+
+# node, its file input, other inputs, model kind, the same load done directly, the torch module inside the model
+BUILTIN_LOADS = [
+    ("WanDiTLoader", "dit_name", {"weight_dtype": "fp16", "device": "cpu"}, "dit",
+     lambda path: load_dit(path, "cpu", torch.float16), lambda model: model),
+    ("WanT5Loader", "t5_name", {"dtype": "bf16", "device": "cpu"}, "t5",
+     lambda path: load_text_encoder(path, "cpu", torch.bfloat16), lambda model: model.model),
+    ("WanImageEncoderLoader", "clip_name", {"dtype": "default", "device": "cpu"}, "clip_vision",
+     lambda path: load_image_encoder(path, "cpu"), lambda model: model.model),
+    ("WanVAELoader", "vae_name", {"dtype": "fp32", "device": "cpu"}, "vae",
+     lambda path: load_vae(path, "cpu", torch.float32), lambda model: model),
+]
 
 
 def test_loader_cache_keeps_the_model_until_file_or_options_change(pack, models):
@@ -80,3 +95,28 @@ def test_symlinked_model_file_loads(pack, models, tmp_path):
         assert vae.model is not None
     finally:
         link.unlink()
+
+
+@pytest.mark.parametrize("node, name_input, options, kind, direct, module", BUILTIN_LOADS,
+                         ids=[case[0] for case in BUILTIN_LOADS])
+def test_loaders_offer_the_builtin_model_after_the_folder_files(pack, models, node, name_input, options, kind,
+                                                                direct, module):
+    choices, spec = pack.classes[node].INPUT_TYPES()["required"][name_input]
+    assert choices[-1] == BUILTIN_NAME and choices.count(BUILTIN_NAME) == 1
+    assert models[kind] in choices[:-1]                          # the model folder's files come first
+    assert BUILTIN_NAME in spec["tooltip"]
+
+
+@pytest.mark.parametrize("node, name_input, options, kind, direct, module", BUILTIN_LOADS,
+                         ids=[case[0] for case in BUILTIN_LOADS])
+def test_the_builtin_name_loads_the_shipped_file(pack, models, monkeypatch, node, name_input, options, kind, direct,
+                                                 module):
+    loaders = sys.modules[pack.classes[node].__module__]
+    asked = []
+    monkeypatch.setattr(loaders, "builtin_path", lambda k: asked.append(k) or builtin_path(k))
+    (handle,) = run(pack, node, **{name_input: BUILTIN_NAME}, **options)
+    assert asked == [kind] and handle.label == BUILTIN_NAME and handle.placement == "cpu"
+    loaded, expected = module(handle.model).state_dict(), module(direct(builtin_path(kind))).state_dict()
+    assert list(loaded) == list(expected)
+    for key, tensor in expected.items():
+        assert loaded[key].dtype == tensor.dtype and torch.equal(loaded[key], tensor), key

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from wan21_core.sampling.defaults import NEGATIVE_PROMPT_I2V
+from wan21_core.embedded import BUILTIN_NAME, DEMO
+from wan21_core.sampling.defaults import NEGATIVE_PROMPT_I2V, default_negative_prompt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKFLOWS = os.path.join(ROOT, "workflows")
-NAMES = ("wan21_i2v", "wan21_i2v_mixed", "wan21_i2v_upscale")
+OFFICIAL_NAMES = ("wan21_i2v", "wan21_i2v_mixed", "wan21_i2v_upscale")   # the released models, official settings
+NAMES = OFFICIAL_NAMES + ("wan21_tiny_demo",)                             # + the built-in Wan2.1-tiny demo
 MODEL_FOLDERS = ("diffusion_models", "text_encoders", "clip_vision", "vae", "upscale_models")
 FRONTEND_ASSETS = "comfyui_frontend_package/static/assets"
 
@@ -352,7 +354,7 @@ def test_core_default_negative_prompt_is_the_official_one():
     assert NEGATIVE_PROMPT_I2V == OFFICIAL_NEGATIVE_I2V
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", OFFICIAL_NAMES)
 def test_official_480p_defaults(name, specs):
     ui = load(f"{name}.json")
     (fusion,) = _nodes_of(ui, "WanFusionConditioning")
@@ -370,7 +372,7 @@ def test_official_480p_defaults(name, specs):
     assert positive_text.strip() and positive_text != negative_text
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", OFFICIAL_NAMES)
 def test_model_files_are_the_published_ones_with_download_entries(name, specs):
     ui = load(f"{name}.json")
     used = {}
@@ -416,6 +418,45 @@ def test_upscale_workflow_ends_with_the_cascade(specs):
     assert ui_widget_values(upscaler, specs["WanCascadedUpscaler"])["mode"] == "x2"
     assert _source_of(ui, upscaler, "upscaler", specs)["type"] == "WanUpscalerLoader"
     assert _source_of(ui, upscaler, "images", specs)["type"] == "WanVAEDecode"
+
+
+# ------------------------------------------------------------------------------------- the tiny demo
+
+# Their dtypes are checked by tests/nodes/test_builtin_chain.py (the chain gives the command line's frames).
+TINY_LOADERS = {"WanDiTLoader": "dit_name", "WanT5Loader": "t5_name", "WanImageEncoderLoader": "clip_name",
+                "WanVAELoader": "vae_name"}
+
+
+def test_tiny_demo_runs_the_builtin_model_with_the_demo_settings(specs):
+    ui = load("wan21_tiny_demo.json")
+    for node_type, name_input in TINY_LOADERS.items():
+        (node,) = _nodes_of(ui, node_type)
+        values = ui_widget_values(node, specs[node_type])
+        assert (values[name_input], values["device"]) == (BUILTIN_NAME, "cpu"), node_type
+        assert "models" not in node["properties"], f"{node_type}: the built-in model needs no download entry"
+    assert _widgets(ui, "LoadImage", specs)["image"] == "wan21_tiny_demo_start.png"
+    (fusion,) = _nodes_of(ui, "WanFusionConditioning")
+    fused = ui_widget_values(fusion, specs["WanFusionConditioning"])
+    assert (fused["width"], fused["height"], fused["length"], fused["size_mode"], fused["crop"]) == \
+        (DEMO.size, DEMO.size, DEMO.frames, "exact", "none")
+    sampler = _widgets(ui, "WanSampler", specs)
+    assert (sampler["seed"], sampler["seed/control"], sampler["steps"], sampler["guidance"], sampler["shift"],
+            sampler["solver"], sampler["schedule"], sampler["denoise"]) == \
+        (0, "fixed", DEMO.steps, DEMO.guidance, DEMO.shift, DEMO.solver, "official", 1.0)
+    assert _widgets(ui, "WanImageEncode", specs)["crop"] == "none"
+    assert _widgets(ui, "CreateVideo", specs)["fps"] == 16
+    texts = [ui_widget_values(n, specs[n["type"]])["text"] for n in (_source_of(ui, fusion, side, specs)
+                                                                       for side in ("positive", "negative"))]
+    assert texts == [DEMO.prompt, default_negative_prompt("i2v")]          # the CLI's default negative prompt
+
+
+def test_tiny_demo_note_says_what_the_model_is_and_where_the_image_comes_from(specs):
+    (text,) = [n["widgets_values"][0] for n in load("wan21_tiny_demo.json")["nodes"] if specs[n["type"]].virtual]
+    for phrase in ("Nothing to download", BUILTIN_NAME, "circles, squares and triangles", "the camera pans left",
+                   "nothing moves", "wan21_core/embedded/weights/demo_start.png", "ComfyUI/input/",
+                   "wan21_tiny_demo_start.png", f"{DEMO.size}×{DEMO.size}"):
+        assert phrase in text, phrase
+    assert os.path.isfile(os.path.join(ROOT, "wan21_core", "embedded", "weights", "demo_start.png"))
 
 
 # ------------------------------------------------------------------------------------- files

@@ -243,8 +243,8 @@ def test_native_comfy_conditioning_converts_to_our_fusion():
     image = torch.rand(1, height, width, 3, generator=torch.Generator().manual_seed(8))
     fused = build_conditioning(models.text_encoder, models.image_encoder, models.vae, image, "a red cat",
                                "blurry", frames=frames, width=width, height=height)
-    cond_text, null_text = (torch.nn.functional.pad(c, (0, 0, 0, 512 - c.shape[0]))[None]
-                            for c in models.text_encoder.encode(["a red cat", "blurry"]))
+    cond_text, null_text = (pad_text(models.text_encoder.encode([text])[0])    # one prompt at a time,
+                            for text in ("a red cat", "blurry"))                # as the T5 node does
     grey = torch.full((1, 3, frames, height, width), 0.5)
     grey[:, :, 0] = image.permute(0, 3, 1, 2)
     raw = models.vae.encode(grey * 2 - 1)                                     # VAEEncode: raw latent
@@ -281,6 +281,8 @@ def test_foreign_conditioning_is_refused_clearly():
     positive, negative = to_comfy_conditioning(cond)
     with pytest.raises(ValueError, match="positive: expected umT5 text features of width 4096 .* found width 768"):
         from_comfy_conditioning([[torch.zeros(1, 77, 768), {}]], negative)
+    with pytest.raises(ValueError, match="positive: expected umT5 text features of width 128 .* found width 4096"):
+        from_comfy_conditioning(positive, negative, text_dim=128)       # a smaller DiT, e.g. Wan2.1-tiny
     with pytest.raises(ValueError, match="negative: expected ComfyUI CONDITIONING"):
         from_comfy_conditioning(positive, None)
     with pytest.raises(ValueError, match="latent: required when the conditioning carries no concat_latent_image"):

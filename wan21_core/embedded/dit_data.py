@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -65,14 +66,18 @@ def build_shard(plan: DataPlan, shard: int, vae, image_encoder) -> dict:
 
 
 def load_dataset(directory: str, plan: DataPlan, vae, image_encoder, log=print) -> dict:
-    """All shards of `plan` (built where missing, under `directory`/dit_data/) joined into one dict."""
+    """All shards of `plan` (built where missing, under `directory`/dit_data/) joined into one dict
+    (with `seconds`, the time the shards took to build)."""
     folder = os.path.join(directory, "dit_data")
     os.makedirs(folder, exist_ok=True)
     shards = []
     for shard in range((plan.scenes + SHARD - 1) // SHARD):
         path = os.path.join(folder, f"shard_{shard:04d}.pt")
         if not os.path.exists(path):
-            torch.save(build_shard(plan, shard, vae, image_encoder), path + ".tmp")
+            began = time.perf_counter()
+            built = build_shard(plan, shard, vae, image_encoder)
+            built["seconds"] = time.perf_counter() - began
+            torch.save(built, path + ".tmp")
             os.replace(path + ".tmp", path)
             log(f"dit data: shard {shard + 1} of {(plan.scenes + SHARD - 1) // SHARD} built")
         shards.append(torch.load(path, weights_only=True))
@@ -87,7 +92,7 @@ def _joined(shards: list[dict]) -> dict:
     for shard in shards:
         offsets.append(total)
         total += shard["y"].shape[0]
-    return {"x0": torch.cat([s["x0"] for s in shards]),
+    return {"x0": torch.cat([s["x0"] for s in shards]), "seconds": sum(s["seconds"] for s in shards),
             "prompt": [p for s in shards for p in s["prompt"]],
             "group": torch.cat([s["group"] + offset for s, offset in zip(shards, offsets)]),
             "y": torch.cat([s["y"] for s in shards]), "clip_fea": torch.cat([s["clip_fea"] for s in shards])}

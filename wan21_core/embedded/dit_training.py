@@ -14,7 +14,7 @@ import copy
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 
@@ -47,11 +47,13 @@ class DiTTraining:
     shift: float = 3.0             # σ density of the sampler's schedule at this size
     uncond: float = 0.1            # fraction of prompts replaced by an unconditional text
     ema: float = 0.998
+    compile: bool = False          # torch.compile the DiT blocks (faster after a few minutes of compiling)
     seed: int = 0
     checkpoint_every: int = 100
     scenes: int = DataPlan.scenes
     variants: int = DataPlan.variants
     losses: list = field(default_factory=list)   # (step, flow-matching MSE), filled while training
+    seconds: float = 0.0                         # training wall time so far (all runs together)
 
     @property
     def data_plan(self) -> DataPlan:
@@ -128,7 +130,8 @@ def flow_matching_loss(trainee: Trainee, data: dict, config: DiTTraining, step: 
     groups = data["group"][indices]
     s = sigma.view(-1, 1, 1, 1, 1)
     velocity = training_forward(trainee.dit, (1 - s) * x0 + s * noise, sigma * 1000, trainee.contexts(prompts),
-                                data["clip_fea"][groups].to(device), data["y"][groups].to(device))
+                                data["clip_fea"][groups].to(device), data["y"][groups].to(device),
+                                compiled=config.compile)
     return (velocity - (noise - x0)).square().mean()
 
 
@@ -142,7 +145,7 @@ def train_dit(directory: str, config: DiTTraining, data: dict, device: str | tor
     path = os.path.join(directory, STATE_FILE)
     parts = {"trainee": trainee, "optimiser": optimiser}
     start = resume_state(path, config, parts, "train_dit")
-    began = time.perf_counter()
+    began, earlier = time.perf_counter(), config.seconds
     for step in range(start, config.steps):
         for group in optimiser.param_groups:
             group["lr"] = scheduled_lr(config, step)
@@ -154,12 +157,11 @@ def train_dit(directory: str, config: DiTTraining, data: dict, device: str | tor
         trainee.update_ema(config.ema if step >= config.warmup else 0.0)
         config.losses.append((step + 1, loss.item()))
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            config.seconds = earlier + time.perf_counter() - began
             save_state(path, config, parts, step + 1)
             recent = [value for _, value in config.losses[-config.checkpoint_every:]]
             log(f"dit step {step + 1}/{config.steps}: loss {sum(recent) / len(recent):.4f} "
-                f"(mean of the last {len(recent)}), {time.perf_counter() - began:.0f} s")
+                f"(mean of the last {len(recent)}), {config.seconds:.0f} s in all")
     return trainee.eval().requires_grad_(False)
 
 
-def describe(config: DiTTraining) -> dict:
-    return {k: v for k, v in asdict(config).items() if k != "losses"}

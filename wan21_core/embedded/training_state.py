@@ -9,8 +9,9 @@ from typing import Mapping
 
 import torch
 
-# Settings a run may change and still resume: where it stops, and the log it appends to.
-RESUMABLE = ("steps", "losses")
+# Fields a run may differ in and still resume: where it stops, and the records it carries on
+# (the loss log and the training wall time so far, both restored from the state).
+RESUMABLE = ("steps", "losses", "seconds")
 
 
 def save_state(path: str, config, parts: Mapping[str, object], step: int) -> None:
@@ -24,8 +25,8 @@ def save_state(path: str, config, parts: Mapping[str, object], step: int) -> Non
 def resume_state(path: str, config, parts: Mapping[str, object], caller: str) -> int:
     """Load `parts` from `path` and return its step (0 when there is no state yet).
 
-    A state saved with other settings (anything but `steps`) is an error naming them; the saved loss
-    log replaces `config.losses`.
+    A state saved with other settings (anything but `RESUMABLE`) is an error naming them; the saved loss
+    log and wall time replace `config.losses` and `config.seconds`.
     """
     if not os.path.exists(path):
         return 0
@@ -39,6 +40,7 @@ def resume_state(path: str, config, parts: Mapping[str, object], caller: str) ->
     for name, part in parts.items():
         part.load_state_dict(state[name])
     config.losses[:] = [tuple(entry) for entry in state["config"]["losses"]]
+    config.seconds = state["config"].get("seconds", 0.0)
     return state["step"]
 
 

@@ -39,6 +39,7 @@ class VAETraining:
     seed: int = 0
     checkpoint_every: int = 250
     losses: list = field(default_factory=list)   # (step, reconstruction L1), filled while training
+    seconds: float = 0.0                         # training wall time so far (all runs together)
 
 
 def training_batch(config: VAETraining, step: int) -> torch.Tensor:
@@ -65,7 +66,7 @@ def train_vae(directory: str, config: VAETraining, device: str | torch.device = 
     path = os.path.join(directory, STATE_FILE)
     parts = {"model": model, "optimiser": optimiser}
     start = resume_state(path, config, parts, "train_vae")
-    began = time.perf_counter()
+    began, earlier = time.perf_counter(), config.seconds
     for step in range(start, config.steps):
         video = training_batch(config, step).to(device)
         for group in optimiser.param_groups:
@@ -77,6 +78,7 @@ def train_vae(directory: str, config: VAETraining, device: str | torch.device = 
         optimiser.step()
         config.losses.append((step + 1, l1.item()))
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            config.seconds = earlier + time.perf_counter() - began
             save_state(path, config, parts, step + 1)
-            log(f"vae step {step + 1}/{config.steps}: L1 {l1.item():.4f}, {time.perf_counter() - began:.0f} s")
+            log(f"vae step {step + 1}/{config.steps}: L1 {l1.item():.4f}, {config.seconds:.0f} s in all")
     return model.eval().requires_grad_(False)

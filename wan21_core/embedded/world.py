@@ -186,6 +186,14 @@ def prompt_of(scene: Scene) -> str:
     return f"{name} {scene.action}s"
 
 
+def demo_scene() -> Scene:
+    """The bundled demo's scene (not drawn by `sample_scene`): a red circle that moves to the right
+    under a blue square, on a light gradient."""
+    things = (Thing("circle", "red", 0.3, 0.58, 0.28), Thing("square", "blue", 0.78, 0.2, 0.2))
+    return Scene(background="gradient", tones=((205, 215, 228), (160, 178, 205)), texture_seed=0, angle=0.6,
+                 things=things, action="right", target=0, amount=0.4)
+
+
 # ------------------------------------------------------------------------------------- rendering
 
 def render_clip(scene: Scene, frames: int = 25, size: int | tuple[int, int] = 96) -> torch.Tensor:

@@ -19,8 +19,10 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from ..models.configs import TEXT_LEN
+from ..models.configs import TEXT_LEN, DiTConfig
 from .conditioning import I2VConditioning, trim_context
+
+TEXT_DIM = DiTConfig.text_dim      # the umT5 width of the released DiTs (4096)
 
 
 def clip_features_of(clip_vision_output) -> torch.Tensor | None:
@@ -59,14 +61,16 @@ def pad_text(context: torch.Tensor) -> torch.Tensor:
     return F.pad(context.float(), (0, 0, 0, rows - context.shape[0]))[None]
 
 
-def from_comfy_conditioning(positive: list, negative: list, latent: dict | None = None) -> I2VConditioning:
+def from_comfy_conditioning(positive: list, negative: list, latent: dict | None = None, *,
+                            text_dim: int = TEXT_DIM) -> I2VConditioning:
     """Build an `I2VConditioning` from native CONDITIONING (and an optional LATENT for the shape).
 
     The fusion keys are read from the positive entry (native nodes set them on both). A LATENT, if
-    given, fixes the latent shape; otherwise it comes from `concat_latent_image`.
+    given, fixes the latent shape; otherwise it comes from `concat_latent_image`. text_dim: the
+    width the DiT takes (its `config.text_dim`: 4096 for the released models, less for Wan2.1-tiny).
     """
-    text, extras = _first_entry(positive, "positive")
-    text_null, _ = _first_entry(negative, "negative")
+    text, extras = _first_entry(positive, "positive", text_dim)
+    text_null, _ = _first_entry(negative, "negative", text_dim)
     clip_fea = clip_features_of(extras.get("clip_vision_output"))
     latent_image = extras.get("concat_latent_image")
     shape = _latent_shape(latent, latent_image)
@@ -101,16 +105,16 @@ def official_mask(concat_mask: torch.Tensor | None, shape: tuple) -> torch.Tenso
     return keep.expand(1, 4, frames, lat_h, lat_w).contiguous()
 
 
-def _first_entry(conditioning: list, name: str) -> tuple[torch.Tensor, dict]:
+def _first_entry(conditioning: list, name: str, text_dim: int) -> tuple[torch.Tensor, dict]:
     if not isinstance(conditioning, (list, tuple)) or not conditioning:
         raise ValueError(f"{name}: expected ComfyUI CONDITIONING (a list of [tensor, dict]), found {type(conditioning).__name__}")
     if len(conditioning) > 1:
         warnings.warn(f"{name}: {len(conditioning)} conditioning entries; Wan2.1 uses only the first")
     entry = conditioning[0]
     if len(entry) != 2 or not isinstance(entry[0], torch.Tensor):
-        raise ValueError(f"{name}: expected [tensor [1, L, 4096], dict] entries, found {type(entry).__name__}")
-    if entry[0].shape[-1] != 4096:
-        raise ValueError(f"{name}: expected umT5 text features of width 4096 (a Wan text encoder), "
+        raise ValueError(f"{name}: expected [tensor [1, L, {text_dim}], dict] entries, found {type(entry).__name__}")
+    if entry[0].shape[-1] != text_dim:
+        raise ValueError(f"{name}: expected umT5 text features of width {text_dim} (a Wan text encoder), "
                          f"found width {entry[0].shape[-1]}")
     return entry[0], dict(entry[1])
 

@@ -360,8 +360,8 @@ def build_conditioning(text_encoder, image_encoder, vae, image, prompt: str, neg
     def timer(name: str):
         return nullcontext() if stats is None else stage(name, stats, devices[name].device)
 
-    with timer("text encoder"):
-        context, context_null = text_encoder.encode([prompt, negative_prompt])
+    with timer("text encoder"):     # one prompt at a time, as the official code and the T5 node encode
+        (context,), (context_null,) = text_encoder.encode([prompt]), text_encoder.encode([negative_prompt])
     latent, mask, clip_fea = fuse_frames(
         plan, _vae_encoder(vae, vae_options),
         lambda: encode_clip_features(image_encoder, plan.images[:1], plan.end_image), timer=timer)

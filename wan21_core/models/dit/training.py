@@ -7,6 +7,7 @@ context, the text encoder). `tests/models/test_dit.py` checks that the two paths
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -18,19 +19,21 @@ from .rope import rope_table
 
 
 def training_forward(model: WanModel, x: torch.Tensor, t: torch.Tensor, context, clip_fea: torch.Tensor | None = None,
-                     y: torch.Tensor | None = None) -> torch.Tensor:
+                     y: torch.Tensor | None = None, compiled: bool = False) -> torch.Tensor:
     """Velocity [B, 16, T, H, W] for noisy latents x at timesteps t, with gradients.
 
     Inputs as for `WanModel.forward` (x [B, 16, T, H, W]; t [B] in 0..1000, truncated to integers;
     context [B, L, text_dim] or a list of [L_i, text_dim]; clip_fea [B, 257, img_dim]; y [B, 20, T, H, W]),
-    every batch equal to B.
+    every batch equal to B. compiled: run the blocks through `torch.compile` (the same computation,
+    fused; float results differ by rounding only).
     """
     c = model.config
     inputs = model._latent_input(x, y)                                    # [B, in_dim, T, H, W]
     patches = model.patch_embedding(inputs.float())                      # [B, C, T', H', W']
     grid = tuple(patches.shape[2:])
     tokens = patches.flatten(2).transpose(1, 2)                          # [B, L, C]
-    rotations = rope_table(grid, c.head_dim, tokens.device)
+    table = rope_table(grid, c.head_dim, tokens.device)                 # [L, 1, d/2] complex
+    rotations = torch.stack([table.real, table.imag]).float()             # [2, L, 1, d/2]: cos, sin
     steps = model._timesteps(t, tokens.device)
     e = model.time_embedding(sinusoidal_embedding(steps, c.freq_dim).float())   # [B, C]
     e0 = model.time_projection(e).unflatten(1, (6, c.dim))              # [B, 6, C]
@@ -41,11 +44,17 @@ def training_forward(model: WanModel, x: torch.Tensor, t: torch.Tensor, context,
         if hasattr(model.img_emb, "emb_pos"):                                 # flf2v
             features = features + model.img_emb.emb_pos
         image = model.img_emb.proj(features)                                 # [B, n_img, C]
+    run_block = _compiled_block() if compiled else _block
     for block in model.blocks:
-        tokens = _block(block, tokens, e0, rotations, text, text_bias, image)
+        tokens = run_block(block, tokens, e0, rotations, text, text_bias, image)
     shift, scale = (model.head.modulation + e[:, None]).chunk(2, dim=1)
     out = model.head.head(_norm(tokens, model.head.eps) * (1 + scale) + shift)   # [B, L, prod(patch)·16]
     return model._unpatchify(out, grid)
+
+
+@functools.cache
+def _compiled_block():
+    return torch.compile(_block)
 
 
 def _collapsed_text(model: WanModel, context, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,9 +122,11 @@ def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
 
 
 def _rope(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved channel pairs of x [B, L, heads, d] by rotations [L, 1, d/2] (complex)."""
-    rotated = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous()) * rotations
-    return torch.view_as_real(rotated).flatten(-2)
+    """Rotate interleaved channel pairs of x [B, L, heads, d] by rotations [2, L, 1, d/2] (cos, sin), in real
+    arithmetic (the complex product of the inference path, written so that a compiler can fuse it)."""
+    even, odd = x.float().unflatten(-1, (-1, 2)).unbind(-1)                # [B, L, heads, d/2] each
+    cos, sin = rotations
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1).flatten(-2)
 
 
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
