@@ -6,7 +6,7 @@ import torch
 
 from wan21_core import inspect_checkpoint, load_dit, load_image_encoder, load_text_encoder, load_vae
 from wan21_core.checkpoints import default_dit_dtype
-from wan21_core.embedded import BUILTIN_NAME, builtin_path
+from wan21_core.embedded import BUILTIN_NAME, builtin_available, builtin_path
 from wan21_core.upscale import default_cascade, default_cascade_path, load_cascade
 
 from . import comfy_adapter as comfy
@@ -29,8 +29,8 @@ def _placement_input(default: str = "auto") -> tuple:
 
 def _model_choices(kind: str) -> list[str]:
     """The files of the kind's model folders, then the built-in Wan2.1-tiny model (shipped in the pack,
-    nothing copied into ComfyUI's folders)."""
-    return comfy.list_models(kind) + [BUILTIN_NAME]
+    nothing copied into ComfyUI's folders) when this checkout has its files."""
+    return comfy.list_models(kind) + ([BUILTIN_NAME] if builtin_available() else [])
 
 
 BUILTIN_TIP = f" {BUILTIN_NAME}: the small model shipped with this pack (96x96, 25 frames, a toy world of shapes)."

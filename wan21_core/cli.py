@@ -4,7 +4,9 @@ and prompt by default, at the size and length they were trained for)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 import time
 
 import torch
@@ -87,14 +89,27 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _set_up_demo(args) -> None:
-    from .embedded.builtin import builtin_paths
+    from .embedded.builtin import builtin_available, builtin_paths
 
     args.end_image = None
     check_inputs(args)
     args.t5_device = args.device
-    paths = builtin_paths()
+    if builtin_available():
+        paths, label = builtin_paths(), "Wan2.1-tiny (built-in)"
+    else:
+        paths, label = _random_models(), "random-weight tiny models"
     args.dit, args.vae, args.t5, args.clip = paths["dit"], paths["vae"], paths["t5"], paths["clip_vision"]
-    print(f"Wan2.1-tiny (built-in): {args.prompt!r}, {args.frames} frames, {args.steps} steps, seed {args.seed}")
+    print(f"{label}: {args.prompt!r}, {args.frames} frames, {args.steps} steps, seed {args.seed}")
+
+
+def _random_models() -> dict:
+    """Until Wan2.1-tiny's trained files are committed, the demo runs the same chain on seeded random
+    weights (the video is noise; it shows that every stage runs)."""
+    from .tiny import write_tiny_model_set
+
+    print("NOTE: this checkout has no trained Wan2.1-tiny weights yet; the demo runs on RANDOM weights "
+          "and the video is noise (train them with `python -m wan21_core.embedded train DIR`).")
+    return write_tiny_model_set(os.path.join(tempfile.gettempdir(), "wan21_core_random_tiny_models"))
 
 
 def check_inputs(args) -> None:

@@ -10,12 +10,14 @@ from collections import defaultdict
 import pytest
 import torch
 
+from builtin_weights import needs_builtin
 from wan21_core import load_pipeline
 from wan21_core.embedded import DEMO, builtin_paths, training_summary
 from wan21_core.embedded.evaluation import OPPOSITE, VERBS, evaluate, generate, held_out_cases, signed_motion
 
 REQUIRED_SUCCESS = 0.9
 FIRST_FRAME_PSNR = 25.0
+pytestmark = needs_builtin
 
 
 @pytest.fixture(scope="module")

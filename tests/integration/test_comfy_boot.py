@@ -6,7 +6,7 @@ from pathlib import Path
 import model_files as mf
 from graphs import combo_options, saved_files, tiny_pack_graph
 from model_files import place_file
-from wan21_core.embedded import BUILTIN_NAME
+from wan21_core.embedded import BUILTIN_NAME, builtin_available
 
 PACK_NAME = "comfyui-wan21-i2v"
 
@@ -88,8 +88,8 @@ def test_pack_loaders_list_the_model_folders_including_legacy(comfy):
         listed = combo_options(comfy.object_info(node)["input"]["required"][input_name])
         on_disk = files_in(comfy, folder)
         assert [n for n in listed if not n.startswith("built-in:") and n != BUILTIN_NAME] == on_disk, (node, listed)
-        if node != "WanUpscalerLoader":                 # the built-in Wan2.1-tiny, after the folder's files
-            assert listed[-1] == BUILTIN_NAME, (node, listed)
+        if node != "WanUpscalerLoader":     # the built-in Wan2.1-tiny (when trained), after the folder's files
+            assert (listed[-1] == BUILTIN_NAME) == builtin_available(), (node, listed)
     dits = combo_options(comfy.object_info("WanDiTLoader")["input"]["required"]["dit_name"])
     t5s = combo_options(comfy.object_info("WanT5Loader")["input"]["required"]["t5_name"])
     assert mf.LEGACY_DIT in dits and mf.DIT_I2V in dits      # models/unet + models/diffusion_models

@@ -22,11 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from builtin_weights import needs_builtin
 from graphs import combo_options, read_pngs, read_video_frames, saved_files, video_info
 from wan21_core import cli
 from wan21_core.embedded import BUILTIN_NAME, DEMO
 from wan21_core.embedded.builtin import DEMO_IMAGE
 from wan21_core.media import video as video_io
+
+pytestmark = needs_builtin
 
 API = Path(__file__).resolve().parents[2] / "workflows" / "api" / "wan21_tiny_demo.api.json"
 LOADERS = {"WanDiTLoader": "dit_name", "WanT5Loader": "t5_name", "WanImageEncoderLoader": "clip_name",

@@ -12,11 +12,14 @@ import os
 
 import torch
 
+from builtin_weights import needs_builtin
 from node_helpers import run
 from wan21_core import cli
 from wan21_core.embedded.builtin import DEMO_IMAGE
 from wan21_core.media import video as video_io
 from wan21_core.media.images import to_image_batch
+
+pytestmark = needs_builtin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKFLOW = os.path.join(ROOT, "workflows", "api", "wan21_tiny_demo.api.json")

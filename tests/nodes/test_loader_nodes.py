@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from builtin_weights import needs_builtin
 from node_helpers import run
 from wan21_core import load_dit, load_image_encoder, load_text_encoder, load_vae
 from wan21_core.embedded import BUILTIN_NAME, builtin_path
@@ -97,6 +98,7 @@ def test_symlinked_model_file_loads(pack, models, tmp_path):
         link.unlink()
 
 
+@needs_builtin
 @pytest.mark.parametrize("node, name_input, options, kind, direct, module", BUILTIN_LOADS,
                          ids=[case[0] for case in BUILTIN_LOADS])
 def test_loaders_offer_the_builtin_model_after_the_folder_files(pack, models, node, name_input, options, kind,
@@ -107,6 +109,15 @@ def test_loaders_offer_the_builtin_model_after_the_folder_files(pack, models, no
     assert BUILTIN_NAME in spec["tooltip"]
 
 
+def test_loaders_do_not_offer_the_builtin_model_without_its_files(pack, monkeypatch):
+    for node, name_input, *_ in BUILTIN_LOADS:
+        loaders = sys.modules[pack.classes[node].__module__]
+        monkeypatch.setattr(loaders, "builtin_available", lambda: False)
+        choices, _ = pack.classes[node].INPUT_TYPES()["required"][name_input]
+        assert BUILTIN_NAME not in choices, node
+
+
+@needs_builtin
 @pytest.mark.parametrize("node, name_input, options, kind, direct, module", BUILTIN_LOADS,
                          ids=[case[0] for case in BUILTIN_LOADS])
 def test_the_builtin_name_loads_the_shipped_file(pack, models, monkeypatch, node, name_input, options, kind, direct,

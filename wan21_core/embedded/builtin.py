@@ -51,6 +51,12 @@ def builtin_path(kind: str) -> str:
     return path
 
 
+def builtin_available() -> bool:
+    """Whether this checkout holds all four built-in files (until Wan2.1-tiny is trained and
+    committed, it does not: the demo then runs on random weights and the loaders do not offer it)."""
+    return all(os.path.isfile(os.path.join(WEIGHTS_DIR, name)) for name in FILES.values())
+
+
 def builtin_paths() -> dict[str, str]:
     """{kind: path} of all four built-in files."""
     return {kind: builtin_path(kind) for kind in FILES}
