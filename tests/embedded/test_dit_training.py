@@ -49,6 +49,23 @@ def test_steps_draw_the_same_inputs_for_the_same_config(data):
     assert 0 < sigma.min() and sigma.max() < 1 and sigma.median() > 0.5     # shift 3 favours high noise
 
 
+def test_balanced_draws_give_every_action_the_same_share(data):
+    _, dataset, _ = data
+    actions = sorted(set(dataset["action"]))
+    assert len(actions) > 1 and len(dataset["action"]) == len(dataset["prompt"])
+    indices = training_step_inputs(_config(5, batch=4000), dataset, 0)[0].tolist()
+    shares = [sum(dataset["action"][i] == action for i in indices) / len(indices) for action in actions]
+    assert max(abs(share - 1 / len(actions)) for share in shares) < 0.03
+
+
+def test_a_share_of_base_scenes_are_pans_without_variants():
+    plan = DataPlan(scenes=200, variants=3)
+    groups = [scene_group(plan, index) for index in range(plan.scenes)]
+    pans = [group for group in groups if group[0].action.startswith("pan")]
+    assert 0.15 < len(pans) / len(groups) < 0.35 and all(len(group) == 1 for group in pans)
+    assert all(not scene.action.startswith("pan") for group in groups if group not in pans for scene in group)
+
+
 def test_resuming_gives_the_same_weights_as_one_run(data, tmp_path):
     _, dataset, _ = data
     straight = train_dit(str(tmp_path / "a"), _config(4), dataset, **QUIET)

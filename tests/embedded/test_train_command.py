@@ -12,7 +12,7 @@ from wan21_core.embedded.builtin import FILES, SUMMARY_FILE
 from wan21_core.embedded.export import METADATA_KEY
 
 TINY_RUN = ["--vae-steps", "2", "--vae-base-dim", "4", "--vae-crop", "32", "--vae-clip-size", "48", "--vae-batch", "1",
-            "--dit-steps", "2", "--dit-scenes", "2", "--dit-variants", "1", "--dit-batch", "2", "--dit-dim", "128",
+            "--dit-steps", "2", "--dit-scenes", "2", "--dit-variants", "1", "--dit-pans", "0", "--dit-batch", "2", "--dit-dim", "128",
             "--dit-layers", "1", "--dit-ffn", "256", "--dit-warmup", "1"]
 
 

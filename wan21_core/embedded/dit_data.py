@@ -4,7 +4,9 @@ tiny image encoder, exactly as the pipeline conditions (`sampling.fuse_frames`).
 Each base scene gives its own clip and up to `variants` others with the same first frame and
 other actions (`world.variants`, picked one per action so moves are not outnumbered), so the
 first-frame conditioning (latent of [start frame, grey frames...], mask and image features) is
-encoded once per base scene and the DiT sees one start image under several prompts.
+encoded once per base scene and the DiT sees one start image under several prompts. A pan frames
+the world differently from its first frame on and has no variants, so a share `pans` of the base
+scenes are drawn among pans (one clip each) and the rest among the other actions.
 Shards of `SHARD` base scenes are saved as they are built; a rebuild skips finished shards.
 """
 from __future__ import annotations
@@ -26,8 +28,9 @@ SHARD = 25
 class DataPlan:
     """Which clips the DiT trains on (all seeded)."""
 
-    scenes: int = 480          # base scenes
+    scenes: int = 640          # base scenes
     variants: int = 3          # extra clips per base scene with the same first frame
+    pans: float = 0.25         # share of base scenes that are pans
     frames: int = 25
     size: int = 96
     seed: int = 0
@@ -36,7 +39,10 @@ class DataPlan:
 def scene_group(plan: DataPlan, index: int) -> list[Scene]:
     """Base scene `index` followed by up to `plan.variants` of its variants, each of another action."""
     rng = random.Random(f"dit data {plan.seed} {index}")
+    pan = rng.random() < plan.pans
     scene = sample_scene(rng.randrange(2**31))
+    while scene.action.startswith("pan") != pan:
+        scene = sample_scene(rng.randrange(2**31))
     by_action: dict[str, list[Scene]] = {}
     for other in variants(scene, rng.randrange(2**31)):
         by_action.setdefault(other.action, []).append(other)
@@ -46,9 +52,9 @@ def scene_group(plan: DataPlan, index: int) -> list[Scene]:
 
 def build_shard(plan: DataPlan, shard: int, vae, image_encoder) -> dict:
     """Tensors of base scenes [shard·SHARD, (shard+1)·SHARD): per clip the normalised latent
-    `x0` [N, 16, T, h, w], `prompt` and `group` (its base scene's row); per base scene `y`
+    `x0` [N, 16, T, h, w], `prompt`, `action` and `group` (its base scene's row); per base scene `y`
     [S, 20, T, h, w] (mask + normalised first-frame latent) and `clip_fea` [S, 257, width]."""
-    x0, prompts, groups, ys, features = [], [], [], [], []
+    x0, prompts, actions, groups, ys, features = [], [], [], [], [], []
     for row, index in enumerate(range(shard * SHARD, min(plan.scenes, (shard + 1) * SHARD))):
         scenes = scene_group(plan, index)
         clips = torch.stack([render_clip(s, plan.frames, plan.size) for s in scenes])      # [n, F, H, W, 3]
@@ -60,9 +66,10 @@ def build_shard(plan: DataPlan, shard: int, vae, image_encoder) -> dict:
         video = clips.permute(0, 4, 1, 2, 3).mul(2).sub(1)                                 # [n, 3, F, H, W]
         x0.append(normalize_latent(vae.encode(video)))
         prompts += [prompt_of(s) for s in scenes]
+        actions += [s.action for s in scenes]
         groups += [row] * len(scenes)
-    return {"plan": asdict(plan), "x0": torch.cat(x0), "prompt": prompts, "group": torch.tensor(groups), "y": torch.stack(ys),
-            "clip_fea": torch.stack(features)}
+    return {"plan": asdict(plan), "x0": torch.cat(x0), "prompt": prompts, "action": actions,
+            "group": torch.tensor(groups), "y": torch.stack(ys), "clip_fea": torch.stack(features)}
 
 
 def load_dataset(directory: str, plan: DataPlan, vae, image_encoder, log=print) -> dict:
@@ -93,6 +100,6 @@ def _joined(shards: list[dict]) -> dict:
         offsets.append(total)
         total += shard["y"].shape[0]
     return {"x0": torch.cat([s["x0"] for s in shards]), "seconds": sum(s["seconds"] for s in shards),
-            "prompt": [p for s in shards for p in s["prompt"]],
+            "prompt": [p for s in shards for p in s["prompt"]], "action": [a for s in shards for a in s["action"]],
             "group": torch.cat([s["group"] + offset for s, offset in zip(shards, offsets)]),
             "y": torch.cat([s["y"] for s in shards]), "clip_fea": torch.cat([s["clip_fea"] for s in shards])}

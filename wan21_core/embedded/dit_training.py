@@ -14,6 +14,7 @@ import copy
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import torch
@@ -52,12 +53,14 @@ class DiTTraining:
     checkpoint_every: int = 100
     scenes: int = DataPlan.scenes
     variants: int = DataPlan.variants
+    pans: float = DataPlan.pans
+    balance: bool = True           # draw clips so that every action is as likely
     losses: list = field(default_factory=list)   # (step, flow-matching MSE), filled while training
     seconds: float = 0.0                         # training wall time so far (all runs together)
 
     @property
     def data_plan(self) -> DataPlan:
-        return DataPlan(scenes=self.scenes, variants=self.variants, seed=self.seed)
+        return DataPlan(scenes=self.scenes, variants=self.variants, pans=self.pans, seed=self.seed)
 
     def dit_config(self, sizes: EncoderSizes) -> DiTConfig:
         return DiTConfig(model_type="i2v", in_dim=36, out_dim=16, dim=self.dim, ffn_dim=self.ffn,
@@ -113,13 +116,21 @@ def official_init(model: WanModel) -> WanModel:
 def training_step_inputs(config: DiTTraining, data: dict, step: int):
     """(indices, σ [B], noise, prompts) of `step`: the same for the same (config, step)."""
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-    indices = torch.randint(len(data["prompt"]), (config.batch,), generator=generator)
+    indices = torch.multinomial(_clip_weights(data, config.balance), config.batch, replacement=True, generator=generator)
     u = torch.rand(config.batch, generator=generator)
     sigma = config.shift * u / (1 + (config.shift - 1) * u)
     noise = torch.randn((config.batch, *data["x0"].shape[1:]), generator=generator)
     rng = random.Random(f"dit prompts {config.seed} {step}")
     prompts = [rng.choice(UNCONDITIONAL) if rng.random() < config.uncond else data["prompt"][i] for i in indices]
     return indices, sigma, noise, prompts
+
+
+def _clip_weights(data: dict, balance: bool) -> torch.Tensor:
+    """Sampling weight per clip: 1 / (clips of its action) when balancing, else equal."""
+    if not balance:
+        return torch.ones(len(data["action"]))
+    counts = Counter(data["action"])
+    return torch.tensor([1.0 / counts[action] for action in data["action"]])
 
 
 def flow_matching_loss(trainee: Trainee, data: dict, config: DiTTraining, step: int) -> torch.Tensor:
