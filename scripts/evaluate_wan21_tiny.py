@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections import defaultdict
@@ -21,6 +20,8 @@ from dataclasses import replace
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
+
+from bench._common import machine_line  # noqa: E402
 
 from wan21_core import load_pipeline  # noqa: E402
 from wan21_core.embedded import DEMO, builtin_paths  # noqa: E402
@@ -45,7 +46,7 @@ def main() -> None:
     began = time.perf_counter()
     outcomes = evaluate(pipe, held_out_cases(args.per_verb), settings)
     seconds = time.perf_counter() - began
-    print(f"CPU: {platform.processor() or platform.machine()}, {args.threads} threads; {settings}")
+    print(f"{machine_line()}; {settings}")
     print(table(outcomes))
     print(f"\n{len(outcomes)} clips in {seconds:.0f} s ({seconds / len(outcomes):.2f} s per clip)")
 

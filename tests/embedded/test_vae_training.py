@@ -1,5 +1,7 @@
 """The VAE stage of Wan2.1-tiny's training: seeded, resumable, and it learns."""
 import pytest
+import random
+
 import torch
 
 from wan21_core.embedded.vae_training import VAETraining, train_vae, training_batch
@@ -34,3 +36,33 @@ def test_command_line_trains_and_saves_the_state(tmp_path, capsys):
           "--base-dim", "4"])
     assert (tmp_path / "vae_training.pt").is_file()
     assert "vae step 1/1" in capsys.readouterr().out
+
+
+def test_a_share_of_the_batch_are_colour_patch_clips():
+    from wan21_core.embedded.vae_training import VAETraining, colour_patch_clip, training_batch
+
+    def colourful(batch):        # clips whose mean spread between R, G and B exceeds 0.6 (on -1..1)
+        return (batch.amax(dim=1) - batch.amin(dim=1)).mean(dim=(1, 2, 3)) > 0.6
+
+    mixed = training_batch(VAETraining(batch=16, patches=0.5), 3)
+    assert torch.equal(mixed, training_batch(VAETraining(batch=16, patches=0.5), 3))
+    assert mixed.min() >= -1 and mixed.max() <= 1
+    assert 4 <= colourful(mixed).sum() <= 12
+    assert not colourful(training_batch(VAETraining(batch=16, patches=0.0), 3)).any()   # world crops alone
+    clip = colour_patch_clip(random.Random(0), 5, 48)
+    assert clip.shape == (3, 5, 48, 48) and not torch.equal(clip[:, 0], clip[:, -1])   # the patches drift
+
+
+def test_the_initial_vae_reads_its_input():
+    from wan21_core.embedded.vae_training import signal_preserving_init
+    from wan21_core.models import VAEConfig, WanVAE
+
+    torch.manual_seed(0)
+    vae = signal_preserving_init(WanVAE(VAEConfig(base_dim=4)))
+    convs = [m for m in vae.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))]
+    assert all(not m.bias.any() for m in convs)
+    colours = torch.tensor([[0.8, -0.7, -0.7], [-0.7, 0.5, -0.5]]).view(2, 3, 1, 1, 1).expand(2, 3, 1, 16, 16)
+    with torch.no_grad():
+        latents = vae.encode(colours.contiguous())
+    spread = (latents[0] - latents[1]).norm() / latents.norm()
+    assert spread > 0.3                                          # two colours, two clearly different latents

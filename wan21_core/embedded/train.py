@@ -59,7 +59,7 @@ def training_summary(vae_config: VAETraining, dit_config: DiTTraining, sizes: En
         "model": "Wan2.1-tiny", "command": command,
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
                     "device": str(device), "torch": torch.__version__},
-        "vae": {**stage(vae_config), "loss": "L1 reconstruction"},
+        "vae": {**stage(vae_config), "loss": "MSE reconstruction"},
         "latent_calibration": {"mean": [round(v, 5) for v in latent_stats[0].tolist()],
                                "std": [round(v, 5) for v in latent_stats[1].tolist()]},
         "dit_data": {**asdict(dit_config.data_plan), "clips": len(data["prompt"]), "seconds": round(data["seconds"], 1)},

@@ -1,10 +1,18 @@
 """Stage 1 of Wan2.1-tiny's training: the Wan2.1 VAE (released structure, small base width) learns to
 reconstruct clips of the synthetic world, seeded and resumable.
 
-The VAE is causal and convolutional, so short random crops (5 frames, 64 px by default) train the
-full-size model at a fraction of the cost. The loss is L1 reconstruction. (A moment term pulling
-each latent channel toward the official `LATENT_MEAN` / `LATENT_STD` was tried and stops the
-reconstruction from learning at weights 0.1 and 0.01; see docs/wan21_tiny.md.)
+The VAE is causal and convolutional, so short random crops (5 frames, 48 px by default) train the
+full-size model at a fraction of the cost. The loss is the mean squared reconstruction error; the
+convolutions start from a variance-preserving initialisation (`signal_preserving_init`).
+
+Half of each batch are colour-patch clips (`colour_patch_clip`): trained on world crops alone, the
+VAE learned shape and brightness and dropped colour altogether (a red square on a pale green
+background came back as a dark square on grey, after 2,000 steps, for any loss, learning rate and
+initialisation tried), because the world is mostly low-saturation backgrounds and a grey decoder
+is a stable saddle. Saturated patches everywhere make colour a large part of the error from the
+first step. (A moment term pulling each latent channel toward the official `LATENT_MEAN` /
+`LATENT_STD` was tried too and stops the reconstruction from learning at weights 0.1 and 0.01;
+see docs/wan21_tiny.md.)
 """
 from __future__ import annotations
 
@@ -26,27 +34,32 @@ STATE_FILE = "vae_training.pt"
 class VAETraining:
     """Hyper-parameters of the VAE stage (all of them seed the run: same config, same weights)."""
 
-    steps: int = 2000            # where this run stops (a later run with more steps resumes)
+    steps: int = 3000            # where this run stops (a later run with more steps resumes)
     batch: int = 4
     frames: int = 5              # 1 + 4k
-    crop: int = 64               # pixels, a multiple of 8
+    crop: int = 48               # pixels, a multiple of 8
     clip_size: int = 96          # the rendered frame size the crops come from
     base_dim: int = 12
-    lr: float = 1e-3             # peak learning rate
+    lr: float = 3e-4             # peak learning rate
     warmup: int = 100            # steps of linear warm-up
-    decay_until: int = 2000      # cosine decay to final_lr · lr by this step, constant after
+    decay_until: int = 3000      # cosine decay to final_lr · lr by this step, constant after
     final_lr: float = 0.05
+    patches: float = 0.5         # share of the batch that are colour-patch clips (see colour_patch_clip)
     seed: int = 0
     checkpoint_every: int = 250
-    losses: list = field(default_factory=list)   # (step, reconstruction L1), filled while training
+    losses: list = field(default_factory=list)   # (step, reconstruction MSE), filled while training
     seconds: float = 0.0                         # training wall time so far (all runs together)
 
 
 def training_batch(config: VAETraining, step: int) -> torch.Tensor:
-    """Video [batch, 3, frames, crop, crop] in [-1, 1] for `step`, the same for the same (config, step)."""
+    """Video [batch, 3, frames, crop, crop] in [-1, 1] for `step`, the same for the same (config, step):
+    crops of world clips, and a share `config.patches` of colour-patch clips."""
     clips = []
     for item in range(config.batch):
         rng = random.Random(f"vae {config.seed} {step} {item}")   # str seeds are hashed stably (sha512)
+        if rng.random() < config.patches:
+            clips.append(colour_patch_clip(rng, config.frames, config.crop))
+            continue
         clip = render_clip(sample_scene(rng.randrange(2**31)), frames=25, size=config.clip_size)   # [F, H, W, 3]
         first = rng.randrange(25 - config.frames + 1)
         top, left = (rng.randrange(config.clip_size - config.crop + 1) for _ in range(2))
@@ -55,13 +68,45 @@ def training_batch(config: VAETraining, step: int) -> torch.Tensor:
     return torch.stack(clips).mul(2).sub(1)
 
 
+def colour_patch_clip(rng: random.Random, frames: int, size: int) -> torch.Tensor:
+    """[3, frames, size, size] in 0..1: a random colour with two to five rectangles of random colours
+    (uniform in RGB, so mostly saturated), each drifting by up to a quarter of the size over the clip."""
+    clip = torch.empty(3, frames, size, size)
+    clip[:] = torch.tensor([rng.random() for _ in range(3)]).view(3, 1, 1, 1)
+    for _ in range(rng.randint(2, 5)):
+        height, width = rng.randint(size // 8, size // 2), rng.randint(size // 8, size // 2)
+        top, left = rng.randrange(size - height + 1), rng.randrange(size - width + 1)
+        drift_y, drift_x = (rng.randint(-size // 4, size // 4) for _ in range(2))
+        colour = torch.tensor([rng.random() for _ in range(3)]).view(3, 1, 1)
+        for f in range(frames):
+            t = f / max(frames - 1, 1)
+            y, x = top + round(t * drift_y), left + round(t * drift_x)
+            clip[:, f, max(y, 0):max(y + height, 0), max(x, 0):max(x + width, 0)] = colour
+    return clip
+
+
+def signal_preserving_init(vae: WanVAE) -> WanVAE:
+    """Every convolution's weights N(0, 1/fan_in) and its bias zero.
+
+    With PyTorch's default initialisation (weights U(±1/√fan_in), biases of the same size) the biases
+    drown the input within a few layers: the untrained VAE maps every picture to nearly the same
+    latent, and a first run learned a colour-blind code (grey for red, green, blue alike) after 2,000
+    steps. With variance-preserving weights and zero biases the input reaches the latent from step 0.
+    """
+    for module in vae.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d)):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="linear")
+            torch.nn.init.zeros_(module.bias)
+    return vae
+
+
 def train_vae(directory: str, config: VAETraining, device: str | torch.device = "cpu", log=print) -> WanVAE:
     """Train (or resume, from `directory`/vae_training.pt) until `config.steps`; returns the VAE.
 
     The state (weights, optimiser, step, loss log) is saved every `checkpoint_every` steps and at the end.
     """
     torch.manual_seed(config.seed)
-    model = WanVAE(VAEConfig(base_dim=config.base_dim)).to(device).train()
+    model = signal_preserving_init(WanVAE(VAEConfig(base_dim=config.base_dim))).to(device).train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     path = os.path.join(directory, STATE_FILE)
     parts = {"model": model, "optimiser": optimiser}
@@ -72,13 +117,14 @@ def train_vae(directory: str, config: VAETraining, device: str | torch.device = 
         for group in optimiser.param_groups:
             group["lr"] = scheduled_lr(config, step)
         recon, _ = model.reconstruct(video)
-        l1 = (recon - video).abs().mean()
+        error = recon - video
+        mse = error.pow(2).mean()
         optimiser.zero_grad(set_to_none=True)
-        l1.backward()
+        mse.backward()
         optimiser.step()
-        config.losses.append((step + 1, l1.item()))
+        config.losses.append((step + 1, mse.item()))
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             config.seconds = earlier + time.perf_counter() - began
             save_state(path, config, parts, step + 1)
-            log(f"vae step {step + 1}/{config.steps}: L1 {l1.item():.4f}, {config.seconds:.0f} s in all")
+            log(f"vae step {step + 1}/{config.steps}: MSE {mse.item():.4f}, {config.seconds:.0f} s in all")
     return model.eval().requires_grad_(False)
