@@ -8,13 +8,14 @@ while it ran; only quiet repetitions (foreign load < 10 %) enter the medians whe
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import statistics
 import time
 from dataclasses import dataclass, field
 
 import torch
+
+from wan21_core.profiling import cpu_model
 
 
 def set_threads(n: int) -> None:
@@ -105,13 +106,4 @@ def matmul_rate(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}; torch {torch.__version__}; {torch.get_num_threads()} threads"
+    return f"{cpu_model()}; torch {torch.__version__}; {torch.get_num_threads()} threads"

@@ -5,6 +5,7 @@ it through /proc/self/clear_refs), and the peak CUDA allocation when the stage r
 """
 from __future__ import annotations
 
+import platform
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,18 @@ class StageStats:
         if self.peak_vram_mb is not None:
             parts.append(f"peak VRAM {self.peak_vram_mb:.0f} MiB")
         return ", ".join(parts)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (the machine kind where that is not readable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _reset_peak_rss() -> bool:

@@ -12,12 +12,12 @@ Every stage keeps its state in one directory and resumes from it; the same setti
 from __future__ import annotations
 
 import os
-import platform
 from dataclasses import asdict
 
 import torch
 
 from ..models import ImageEncoder
+from ..profiling import cpu_model
 from .builtin import DEMO_IMAGE, WEIGHTS_DIR
 from .calibration import fold_latent_statistics, latent_statistics
 from .dit_data import load_dataset
@@ -57,7 +57,7 @@ def training_summary(vae_config: VAETraining, dit_config: DiTTraining, sizes: En
 
     return {
         "model": "Wan2.1-tiny", "command": command,
-        "machine": {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        "machine": {"cpu": cpu_model(), "threads": torch.get_num_threads(),
                     "device": str(device), "torch": torch.__version__},
         "vae": {**stage(vae_config), "loss": "MSE reconstruction"},
         "latent_calibration": {"mean": [round(v, 5) for v in latent_stats[0].tolist()],

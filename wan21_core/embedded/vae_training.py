@@ -1,9 +1,16 @@
 """Stage 1 of Wan2.1-tiny's training: the Wan2.1 VAE (released structure, small base width) learns to
 reconstruct clips of the synthetic world, seeded and resumable.
 
-The VAE is causal and convolutional, so short random crops (5 frames, 48 px by default) train the
-full-size model at a fraction of the cost. The loss is the mean squared reconstruction error; the
-convolutions start from a variance-preserving initialisation (`signal_preserving_init`).
+The VAE is convolutional, so small random crops train the full-size model at a fraction of the
+cost: 5 frames of 48 px on most steps. In time it is causal and streams chunks of 1, 4, 4, ...
+frames through caches whose reach grows with depth, so each chunk position behaves differently and
+must be trained: on 5-frame crops alone (chunks 1 + 4) a VAE reconstructed frames 0-4 at 18-20 dB
+and frames 5-24 at 10-14 dB; on 9-frame crops frames 5-8 rose to 16-17 dB and frames 9-24 stayed at
+12 dB. So every fourth step's crops are as long as the clips the model makes (25 frames, 7 latent
+frames, 32 px); on such crops alone colour came far more slowly (still grey after 500 steps, where
+5-frame, 48-px crops had it), as 25 nearly equal frames hold little more than one picture. The loss is
+the mean squared reconstruction error; the convolutions start from a variance-preserving
+initialisation (`signal_preserving_init`).
 
 Half of each batch are colour-patch clips (`colour_patch_clip`): trained on world crops alone, the
 VAE learned shape and brightness and dropped colour altogether (a red square on a pale green
@@ -34,15 +41,18 @@ STATE_FILE = "vae_training.pt"
 class VAETraining:
     """Hyper-parameters of the VAE stage (all of them seed the run: same config, same weights)."""
 
-    steps: int = 3000            # where this run stops (a later run with more steps resumes)
+    steps: int = 2000            # where this run stops (a later run with more steps resumes)
     batch: int = 4
-    frames: int = 5              # 1 + 4k
-    crop: int = 48               # pixels, a multiple of 8
+    frames: int = 5              # 1 + 4k frames per crop on most steps ...
+    crop: int = 48               # ... of this many pixels (a multiple of 8)
+    long_every: int = 4          # every long_every-th step: crops as long as the model's clips (see the notes)
+    long_frames: int = 25
+    long_crop: int = 32
     clip_size: int = 96          # the rendered frame size the crops come from
     base_dim: int = 12
     lr: float = 3e-4             # peak learning rate
     warmup: int = 100            # steps of linear warm-up
-    decay_until: int = 3000      # cosine decay to final_lr · lr by this step, constant after
+    decay_until: int = 2000      # cosine decay to final_lr · lr by this step, constant after
     final_lr: float = 0.05
     patches: float = 0.5         # share of the batch that are colour-patch clips (see colour_patch_clip)
     seed: int = 0
@@ -51,19 +61,27 @@ class VAETraining:
     seconds: float = 0.0                         # training wall time so far (all runs together)
 
 
+def crop_shape(config: VAETraining, step: int) -> tuple[int, int]:
+    """(frames, pixels) of the crops of `step`: long ones on every `long_every`-th step."""
+    if (step + 1) % config.long_every == 0:
+        return config.long_frames, config.long_crop
+    return config.frames, config.crop
+
+
 def training_batch(config: VAETraining, step: int) -> torch.Tensor:
-    """Video [batch, 3, frames, crop, crop] in [-1, 1] for `step`, the same for the same (config, step):
-    crops of world clips, and a share `config.patches` of colour-patch clips."""
+    """Video [batch, 3, frames, crop, crop] in [-1, 1] for `step` (sizes from `crop_shape`), the same for
+    the same (config, step): crops of world clips, and a share `config.patches` of colour-patch clips."""
+    frames, size = crop_shape(config, step)
     clips = []
     for item in range(config.batch):
         rng = random.Random(f"vae {config.seed} {step} {item}")   # str seeds are hashed stably (sha512)
         if rng.random() < config.patches:
-            clips.append(colour_patch_clip(rng, config.frames, config.crop))
+            clips.append(colour_patch_clip(rng, frames, size))
             continue
         clip = render_clip(sample_scene(rng.randrange(2**31)), frames=25, size=config.clip_size)   # [F, H, W, 3]
-        first = rng.randrange(25 - config.frames + 1)
-        top, left = (rng.randrange(config.clip_size - config.crop + 1) for _ in range(2))
-        window = clip[first:first + config.frames, top:top + config.crop, left:left + config.crop]
+        first = rng.randrange(25 - frames + 1)
+        top, left = (rng.randrange(config.clip_size - size + 1) for _ in range(2))
+        window = clip[first:first + frames, top:top + size, left:left + size]
         clips.append(window.permute(3, 0, 1, 2))                                 # [F,h,w,3] -> [3,F,h,w]
     return torch.stack(clips).mul(2).sub(1)
 
