@@ -30,7 +30,7 @@ BACKGROUND = (40, 45, 40)
 
 
 def load_state(directory: str) -> tuple[WanVAE, int]:
-    state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=False)
+    state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
     vae = WanVAE(VAEConfig(base_dim=state["config"]["base_dim"]))
     vae.load_state_dict(state["model"])
     return vae.eval().requires_grad_(False), state["step"]

@@ -107,9 +107,9 @@ def signal_preserving_init(vae: WanVAE) -> WanVAE:
     """Every convolution's weights N(0, 1/fan_in) and its bias zero.
 
     With PyTorch's default initialisation (weights U(±1/√fan_in), biases of the same size) the biases
-    drown the input within a few layers: the untrained VAE maps every picture to nearly the same
-    latent, and a first run learned a colour-blind code (grey for red, green, blue alike) after 2,000
-    steps. With variance-preserving weights and zero biases the input reaches the latent from step 0.
+    weigh as much as the input in every layer; with variance-preserving weights and zero biases the
+    input reaches the latent from step 0. (The colour-blind first runs had another cause: see the
+    module notes.)
     """
     for module in vae.modules():
         if isinstance(module, (torch.nn.Conv2d, torch.nn.Conv3d)):
@@ -135,8 +135,7 @@ def train_vae(directory: str, config: VAETraining, device: str | torch.device = 
         for group in optimiser.param_groups:
             group["lr"] = scheduled_lr(config, step)
         recon, _ = model.reconstruct(video)
-        error = recon - video
-        mse = error.pow(2).mean()
+        mse = (recon - video).pow(2).mean()
         optimiser.zero_grad(set_to_none=True)
         mse.backward()
         optimiser.step()
