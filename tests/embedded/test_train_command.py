@@ -12,6 +12,7 @@ from wan21_core.embedded.builtin import FILES, SUMMARY_FILE
 from wan21_core.embedded.export import METADATA_KEY
 
 TINY_RUN = ["--vae-steps", "2", "--vae-base-dim", "4", "--vae-crop", "32", "--vae-clip-size", "48", "--vae-batch", "1",
+            "--decoder-steps", "2", "--decoder-batch", "1",
             "--dit-steps", "2", "--dit-scenes", "2", "--dit-variants", "1", "--dit-pans", "0", "--dit-batch", "2", "--dit-dim", "128",
             "--dit-layers", "1", "--dit-ffn", "256", "--dit-warmup", "1"]
 
@@ -29,7 +30,7 @@ def test_four_files_and_a_summary(trained, capsys):
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert summary["command"] == "python -m wan21_core.embedded train " + " ".join(
         [str(trained / "state"), "--out", str(out), *TINY_RUN])
-    assert summary["vae"]["steps"] == summary["dit"]["steps"] == 2
+    assert summary["vae"]["steps"] == summary["vae_decoder_refinement"]["steps"] == summary["dit"]["steps"] == 2
     assert summary["dit_data"]["clips"] == 4 and summary["dit"]["settings"]["dim"] == 128
     for name in FILES.values():
         with safe_open(str(out / name), "pt") as handle:

@@ -1,6 +1,6 @@
 """Train Wan2.1-tiny (resumable: run the same command again to continue).
 
-    python -m wan21_core.embedded train DIR [--vae-steps N] [--dit-steps N] [--device cuda] [--out FOLDER]
+    python -m wan21_core.embedded train DIR [--vae-steps N] [--decoder-steps N] [--dit-steps N] [--device cuda] [--out FOLDER]
     python -m wan21_core.embedded train-vae DIR [--steps N ...]      # the VAE stage alone
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import shlex
 import sys
 from dataclasses import fields
 
+from .decoder_refinement import DecoderRefinement
 from .dit_training import DiTTraining
 from .training_state import RESUMABLE
 from .vae_training import VAETraining, train_vae
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     _add_common(everything)
     everything.add_argument("--out", default=None, help="where the files go (default: the package's weights/)")
     _add_settings(everything, VAETraining, "vae-")
+    _add_settings(everything, DecoderRefinement, "decoder-")
     _add_settings(everything, DiTTraining, "dit-")
     vae = commands.add_parser("train-vae", help="stage 1 alone: the VAE on world clips")
     _add_common(vae)
@@ -42,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
 
     command = shlex.join(["python", "-m", "wan21_core.embedded"] + list(sys.argv[1:] if argv is None else argv))
     train_wan21_tiny(args.directory, _settings(args, VAETraining, "vae-"), _settings(args, DiTTraining, "dit-"),
-                     out=args.out or WEIGHTS_DIR, device=args.device, command=command, log=log)
+                     _settings(args, DecoderRefinement, "decoder-"), out=args.out or WEIGHTS_DIR,
+                     device=args.device, command=command, log=log)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

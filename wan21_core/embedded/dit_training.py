@@ -36,14 +36,14 @@ UNCONDITIONAL = (NEGATIVE_PROMPT_I2V, "")
 class DiTTraining:
     """Hyper-parameters of the DiT stage (all of them seed the run: same config, same weights)."""
 
-    steps: int = 3000
+    steps: int = 2500
     batch: int = 12
     dim: int = 256                 # 2 heads of 128, the released head size
     layers: int = 5
     ffn: int = 1024
     lr: float = 5e-4
     warmup: int = 200
-    decay_until: int = 3000
+    decay_until: int = 2500
     final_lr: float = 0.1
     shift: float = 3.0             # σ density of the sampler's schedule at this size
     uncond: float = 0.1            # fraction of prompts replaced by an unconditional text

@@ -157,9 +157,15 @@ class WanVAE(nn.Module):
         latents: list[torch.Tensor] = []
         self._encode_stream(video, lambda index, mu: latents.append(mu))
         mu = torch.cat(latents, dim=2)                                  # [B, z, 1+k, h, w]
+        return self.decode_for_training(mu), mu
+
+    def decode_for_training(self, z: torch.Tensor) -> torch.Tensor:
+        """Training forward of the decoder alone: raw latent [B,16,T,h,w] → video [B,3,1+4(T-1),8h,8w]
+        before its clamp to [-1, 1], with gradients, on the streaming path of `decode`."""
+        self._check_latent(z, "decode_for_training")
         frames: list[torch.Tensor] = []
-        self._decode_stream(mu, lambda start, chunk: frames.append(chunk), clamp=False)
-        return torch.cat(frames, dim=2), mu
+        self._decode_stream(z, lambda start, chunk: frames.append(chunk), clamp=False)
+        return torch.cat(frames, dim=2)
 
     # ---------------------------------------------------------------- streaming
     def _encode_stream(self, video: torch.Tensor, emit: Callable[[int, torch.Tensor], None]) -> None:
