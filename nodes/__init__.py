@@ -1,4 +1,5 @@
 """ComfyUI node adapters. Each node declares its inputs and calls one `wan21_core` function."""
+from .alignment import WanFrameAlign
 from .decode import WanVAEDecode
 from .encoders import WanImageEncode, WanT5TextEncode
 from .fusion import WanFusionConditioning
@@ -18,6 +19,7 @@ _NODES = {
     "WanFusionConditioning": (WanFusionConditioning, "Wan Fusion Conditioning"),
     "WanSampler": (WanSampler, "Wan Sampler"),
     "WanVAEDecode": (WanVAEDecode, "Wan VAE Decode"),
+    "WanFrameAlign": (WanFrameAlign, "Wan Frame Align"),
     "WanCascadedUpscaler": (WanCascadedUpscaler, "Wan Cascaded Upscaler"),
 }
 

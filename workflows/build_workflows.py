@@ -362,8 +362,10 @@ def _video_out(g: Graph, frames: Node, output: str, x: float, prefix: str) -> No
 
 
 def _pack_only(name: str, note: str, note_size: tuple[float, float], prefix: str, front: dict | None = None,
-               fusion_values: dict = OFFICIAL_FUSION, sampler_values: dict = OFFICIAL_SAMPLER) -> Graph:
-    """Every stage from this pack, decoded straight to the video (front: `_our_front_end`'s options)."""
+               fusion_values: dict = OFFICIAL_FUSION, sampler_values: dict = OFFICIAL_SAMPLER,
+               align: bool = False) -> Graph:
+    """Every stage from this pack, decoded to the video (front: `_our_front_end`'s options); with `align`,
+    Wan Frame Align (defaults) sits between the decode and the video."""
     g = Graph(name)
     g.add("MarkdownNote", (-480, 80), size=note_size, title="Model files and settings", style=NOTE, text=note)
     front = _our_front_end(g, **(front or {}))
@@ -372,12 +374,17 @@ def _pack_only(name: str, note: str, note_size: tuple[float, float], prefix: str
     decode = g.add("WanVAEDecode", (1820, 80))
     g.connect(sampler, "LATENT", decode, "samples")
     g.connect(front["vae"], "vae", decode, "vae")
-    _video_out(g, decode, "IMAGE", 2240, prefix)
+    frames = decode
+    if align:
+        frames = g.add("WanFrameAlign", (1820, 260))
+        g.connect(decode, "IMAGE", frames, "images")
+        g.group("Decode and align", [decode, frames])
+    _video_out(g, frames, "IMAGE", 2240, prefix)
     return g
 
 
 def wan21_i2v() -> Graph:
-    return _pack_only("wan21_i2v", MODELS_NOTE, (440, 640), "video/Wan21_I2V")
+    return _pack_only("wan21_i2v", MODELS_NOTE, (440, 640), "video/Wan21_I2V", align=True)
 
 
 def wan21_tiny_demo() -> Graph:
