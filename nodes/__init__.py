@@ -5,6 +5,7 @@ from .encoders import WanImageEncode, WanT5TextEncode
 from .fusion import WanFusionConditioning
 from .loaders import WanDiTLoader, WanImageEncoderLoader, WanT5Loader, WanUpscalerLoader, WanVAELoader
 from .sampler import WanSampler
+from .sampler_alignment import WanSamplerAlignment
 from .upscale import WanCascadedUpscaler
 
 _NODES = {
@@ -17,6 +18,7 @@ _NODES = {
     "WanT5TextEncode": (WanT5TextEncode, "Wan T5 Text Encode"),
     "WanImageEncode": (WanImageEncode, "Wan Image Encode"),
     "WanFusionConditioning": (WanFusionConditioning, "Wan Fusion Conditioning"),
+    "WanSamplerAlignment": (WanSamplerAlignment, "Wan Sampler Alignment"),
     "WanSampler": (WanSampler, "Wan Sampler"),
     "WanVAEDecode": (WanVAEDecode, "Wan VAE Decode"),
     "WanFrameAlign": (WanFrameAlign, "Wan Frame Align"),

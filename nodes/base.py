@@ -19,6 +19,7 @@ WAN_VAE = "WAN_VAE"
 ANY_VAE = "WAN_VAE,VAE"
 WAN_UPSCALER = "WAN_UPSCALER"
 ANY_UPSCALER = "WAN_UPSCALER,UPSCALE_MODEL"
+WAN_ALIGNMENT = "WAN_ALIGNMENT"   # {"alignment": FrameAlignment, "windows": ContextWindows | None}
 
 
 class WanNode:

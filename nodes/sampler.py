@@ -1,11 +1,11 @@
 """Wan Sampler: classifier-free-guided flow-matching denoising of all frames at once."""
 from __future__ import annotations
 
-from wan21_core.sampling import (CFG_MODES, SCHEDULE_KINDS, SOLVERS, SamplingOptions, check_latent_batch,
-                                 from_comfy_conditioning, preview_image, sample_batch)
+from wan21_core.sampling import (CFG_MODES, SCHEDULE_KINDS, SOLVERS, SamplingOptions, check_coherence,
+                                 check_latent_batch, from_comfy_conditioning, preview_image, sample_batch)
 
 from . import comfy_adapter as comfy
-from .base import WAN_DIT, WanNode, tooltip
+from .base import WAN_ALIGNMENT, WAN_DIT, WanNode, tooltip
 
 MAX_SEED = 0xFFFFFFFFFFFFFFFF
 
@@ -47,16 +47,21 @@ class WanSampler(WanNode):
                     "(less memory).", default="auto")),
                 "start_step": ("INT", tooltip("First step to run (for split sampling).", default=0, min=0, max=1000)),
                 "end_step": ("INT", tooltip("Stop before this step; 0 = run to the end.", default=0, min=0, max=1000)),
+                "alignment": (WAN_ALIGNMENT, tooltip(
+                    "Frame alignment and context windows from Wan Sampler Alignment (first-frame anchoring, "
+                    "colour/brightness steadying, long clips). Unconnected: plain sampling.")),
             },
         }
 
     def execute(self, dit, positive, negative, latent, seed, steps, guidance, shift, solver, schedule, denoise,
-                cfg_mode="auto", start_step=0, end_step=0):
+                cfg_mode="auto", start_step=0, end_step=0, alignment=None):
         samples = latent["samples"]
         cond = from_comfy_conditioning(positive, negative, latent, text_dim=dit.model.config.text_dim)
         options = SamplingOptions(steps=steps, guidance=guidance, shift=shift, solver=solver, schedule=schedule,
                                   seed=seed, denoise=denoise, start_step=start_step, end_step=end_step or None,
                                   cfg_mode=cfg_mode)
+        coherence = alignment or {}
+        check_coherence(cond, coherence.get("alignment"), coherence.get("windows"), caller="Wan Sampler")
         check_latent_batch(samples, options)              # before the DiT moves to the GPU
         batch = samples.shape[0]
         progress = comfy.Progress(steps * batch)
@@ -67,6 +72,6 @@ class WanSampler(WanNode):
                             preview_image(info.x0) if show_preview else None)
 
         with dit.use() as model:
-            out = sample_batch(model, cond, options, samples, callback=on_step)
+            out = sample_batch(model, cond, options, samples, callback=on_step, **coherence)
         return ({**latent, "samples": out},)
 

@@ -21,6 +21,8 @@ _EXPORTS = {   # public name -> the sub-package (or module) that owns it
     "I2VConditioning": "sampling",
     "build_conditioning": "sampling",
     "SamplingOptions": "sampling",
+    "FrameAlignment": "sampling",
+    "ContextWindows": "sampling",
     "sample": "sampling",
     "make_schedule": "sampling",
     "make_solver": "sampling",

@@ -14,6 +14,7 @@ from .sampling.conditioning import I2VConditioning, build_conditioning, denormal
 from .sampling.defaults import AREA_480P, default_negative_prompt
 from .media.images import to_unit
 from .profiling import StageStats, stage
+from .sampling.coherence import ContextWindows, FrameAlignment, check_coherence
 from .sampling.sampler import SamplerHooks, SamplingOptions, StepInfo, sample
 
 
@@ -38,7 +39,8 @@ class I2VPipeline:
                  height: int | None = None, end_image=None, schedule: str = "official",
                  callback: Callable[[StepInfo], None] | None = None, hooks: SamplerHooks | None = None,
                  vae_options: dict | None = None, cfg_mode: str = "auto", snap_frames: bool = False,
-                 crop: str = "none", noise: torch.Tensor | None = None) -> torch.Tensor:
+                 crop: str = "none", noise: torch.Tensor | None = None, alignment: FrameAlignment | None = None,
+                 windows: ContextWindows | None = None) -> torch.Tensor:
         """Generate a clip from `image`; returns [F, H, W, 3] float in 0..1 (on CPU).
 
         negative_prompt None or "" uses the official default negative prompt (as the official code
@@ -46,15 +48,19 @@ class I2VPipeline:
         give an exact size; otherwise the official rule keeps the image's aspect at max_area.
         noise: [1, 16, T, h, w] to start from instead of the noise drawn from `seed` (for example the
         official CUDA-generator noise, or another implementation's, in parity checks).
+        alignment / windows: frame alignment and context windows of the sampler (`sampling.coherence`);
+        None: off. For clips longer than 81 frames pass e.g. `windows=ContextWindows()`.
         """
         self.stats = []
+        check_coherence(None, alignment, windows, caller="I2VPipeline")    # before the encoders run
         cond = self.condition(image, prompt, negative_prompt, frames=frames, max_area=max_area, width=width,
                               height=height, end_image=end_image, snap=snap_frames, crop=crop,
                               vae_options=vae_options)
         options = SamplingOptions(steps=steps, guidance=guidance, shift=shift, solver=solver, schedule=schedule,
                                   seed=seed, cfg_mode=cfg_mode)
         with stage("sample", self.stats, self.device):
-            latent = sample(self.dit, cond, options, noise=noise, callback=callback, hooks=hooks)
+            latent = sample(self.dit, cond, options, noise=noise, callback=callback, hooks=hooks,
+                            alignment=alignment, windows=windows)
         return self.decode(denormalize_latent(latent), vae_options)
 
     def condition(self, image, prompt: str, negative_prompt: str | None, *, vae_options: dict | None = None,

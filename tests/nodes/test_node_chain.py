@@ -22,7 +22,7 @@ COMFY_MODULES = ("comfy", "comfy_extras", "comfy_api", "comfy_execution", "folde
 
 def test_every_node_is_declared_for_the_frontend(pack):
     classes, display_names = pack.classes, pack.display_names
-    assert len(classes) == 12 and set(display_names) == set(classes)
+    assert len(classes) == 13 and set(display_names) == set(classes)
     for name, cls in classes.items():
         spec = cls.INPUT_TYPES()
         for section in ("required", "optional"):
@@ -59,7 +59,7 @@ def test_pack_imports_without_comfyui():
         sys.modules[name] = module
         spec.loader.exec_module(module)
         adapter = sys.modules[f"{name}.nodes.comfy_adapter"]
-        assert len(module.NODE_CLASS_MAPPINGS) == 12 and not adapter.IN_COMFY
+        assert len(module.NODE_CLASS_MAPPINGS) == 13 and not adapter.IN_COMFY
     finally:
         sys.meta_path.remove(blocker)
         for loaded_name in [m for m in sys.modules if m == name or m.startswith(name + ".")]:

@@ -13,8 +13,11 @@ Hooks for frame alignment:
 - ``x0_hooks``: callables ``(x0, info) -> x0`` applied to the x0 estimate before each solver step;
   the velocity is re-derived from the changed x0 (v = (x - x0) / sigma).
 - ``predict_wrapper``: ``(predict, x, timestep) -> velocity`` wraps the guided model call, e.g. for
-  windowed sampling over long clips.
-With no hooks the numerics are exactly the official ones.
+  windowed sampling over long clips: ``predict(x_window, timestep, frames=indices)`` evaluates a
+  window of latent frames with the conditioning at those frames.
+With no hooks the numerics are exactly the official ones. The temporal-coherence options
+(`alignment=FrameAlignment(...)`, `windows=ContextWindows(...)`, see `coherence`) are built on these
+hooks; off (None), nothing changes.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .coherence import ContextWindows, FrameAlignment, alignment_hooks, check_coherence, windowed_wrapper
 from .conditioning import I2VConditioning, denormalize_latent, normalize_latent, trim_context
 from .sigmas import add_noise, make_schedule
 
@@ -89,16 +93,20 @@ def make_noise(shape: Sequence[int], seed: int, device: str = "cpu") -> torch.Te
 
 def sample(dit, cond: I2VConditioning, options: SamplingOptions, *, init_latent: torch.Tensor | None = None,
            noise: torch.Tensor | None = None, callback: Callable[[StepInfo], None] | None = None,
-           hooks: SamplerHooks | None = None) -> torch.Tensor:
+           hooks: SamplerHooks | None = None, alignment: FrameAlignment | None = None,
+           windows: ContextWindows | None = None) -> torch.Tensor:
     """Denoise a latent; returns the NORMALISED latent [1, 16, T, h, w] (float32, on the DiT's device).
 
     init_latent: normalised latent to start from (video-to-video with options.denoise < 1, or the
     output of an earlier stage with start_step > 0). noise: [1, 16, T, h, w] to use instead of the
     seeded noise (e.g. the official CUDA noise). callback: called after every step; raising from it
-    (e.g. on a user interrupt) stops sampling.
+    (e.g. on a user interrupt) stops sampling. alignment / windows: frame alignment and context
+    windows (`coherence`); their hooks run before the given ones (a given predict_wrapper wraps
+    the windowed model).
     """
     _check_model_matches(dit, cond)
-    hooks = hooks or SamplerHooks()
+    check_coherence(cond, alignment, windows)
+    hooks = _with_coherence(hooks or SamplerHooks(), cond, alignment, windows)
     device = _device_of(dit)
     schedule = make_schedule(options.steps, shift=options.shift, kind=options.schedule, solver=options.solver,
                              sigmas=options.sigmas, denoise=options.denoise, start_step=options.start_step,
@@ -123,6 +131,15 @@ def sample(dit, cond: I2VConditioning, options: SamplingOptions, *, init_latent:
     finally:                      # also on an interrupt: a kept traceback must not pin the K/V caches
         predict.release()
     return x
+
+
+def _with_coherence(hooks: SamplerHooks, cond: I2VConditioning, alignment, windows) -> SamplerHooks:
+    """The given hooks with those of the alignment and window options (the same object when both are off)."""
+    x0_hooks = alignment_hooks(cond, alignment)
+    wrapper = windowed_wrapper(cond, windows, hooks.predict_wrapper)
+    if not x0_hooks and wrapper is hooks.predict_wrapper:
+        return hooks
+    return SamplerHooks(x0_hooks=x0_hooks + list(hooks.x0_hooks), predict_wrapper=wrapper)
 
 
 def _initial_latent(noise, init_latent, first_sigma, options: SamplingOptions) -> torch.Tensor:
@@ -170,14 +187,19 @@ class GuidedModel:
         else:
             self.caches = [dit.prepare_context([t], clip_fea) for t in texts]
 
-    def __call__(self, x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
-        """Guided velocity [1, 16, T, h, w] (float32) at one timestep."""
+    def __call__(self, x: torch.Tensor, timestep: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """Guided velocity [1, 16, T, h, w] (float32) at one timestep.
+
+        frames: the latent frame indices [T] of x within the clip (a context window); the conditioning
+        channels are taken at those frames. None: x is the whole clip.
+        """
         x_in = x.to(self.dit.compute_dtype)
         t = timestep.reshape(1).to(x.device)
+        y = self.y if frames is None or self.y is None else self.y.index_select(2, frames.to(self.y.device))
         if self.batched:                  # one forward: texts [cond, uncond], x/y/image broadcast
-            v_cond, v_uncond = self.dit(x_in, t, y=self.y, cache=self.caches[0]).chunk(2)
+            v_cond, v_uncond = self.dit(x_in, t, y=y, cache=self.caches[0]).chunk(2)
         else:
-            outs = [self.dit(x_in, t, y=self.y, cache=cache) for cache in self.caches]
+            outs = [self.dit(x_in, t, y=y, cache=cache) for cache in self.caches]
             if len(outs) == 1:
                 return outs[0]
             v_cond, v_uncond = outs
@@ -216,21 +238,25 @@ def _check_model_matches(dit, cond: I2VConditioning) -> None:
 
 
 def sample_batch(dit, cond: I2VConditioning, options: SamplingOptions, samples: torch.Tensor, *,
-                 callback: Callable[[int, StepInfo], None] | None = None) -> torch.Tensor:
+                 callback: Callable[[int, StepInfo], None] | None = None, alignment: FrameAlignment | None = None,
+                 windows: ContextWindows | None = None) -> torch.Tensor:
     """Denoise every item of a RAW latent batch [B, 16, T, h, w]; returns the raw latents (float32, CPU).
 
     One seeded noise draw of the batch's shape (`options.seed`, as ComfyUI's KSampler), each item
     sampled with its own slice. With options.denoise < 1 or options.start_step > 0 the items are the
     latents to continue (normalised for the DiT, which refuses an all-zero batch); otherwise only
     their shape counts. callback(index, info): after every step of item `index` (0-based).
+    alignment / windows: as in `sample`, for every item.
     """
+    check_coherence(cond, alignment, windows, caller="sample_batch")
     needs_input = check_latent_batch(samples, options)
     noise = make_noise(samples.shape, options.seed, options.noise_device)
     outputs = []
     for b in range(samples.shape[0]):
         init = normalize_latent(samples[b:b + 1]) if needs_input else None
         on_step = None if callback is None else (lambda info, b=b: callback(b, info))
-        x = sample(dit, cond, options, init_latent=init, noise=noise[b:b + 1], callback=on_step)
+        x = sample(dit, cond, options, init_latent=init, noise=noise[b:b + 1], callback=on_step,
+                   alignment=alignment, windows=windows)
         outputs.append(denormalize_latent(x).cpu())
     return torch.cat(outputs)
 
