@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from wan21_core.embedded.dit_data import DataPlan, load_dataset, scene_group
-from wan21_core.embedded.dit_training import DiTTraining, train_dit, training_step_inputs
+from wan21_core.embedded.dit_training import DiTTraining, prompt_gap, train_dit, training_step_inputs
 from wan21_core.embedded.encoders import EncoderSizes, image_encoder_model
 from wan21_core.embedded.world import prompt_of
 from wan21_core.models import ImageEncoder, VAEConfig, WanVAE
@@ -88,3 +88,18 @@ def test_the_loss_falls_and_the_ema_follows(data, tmp_path):
     moved = [(e - d).abs().max().item() for e, d in zip(trainee.ema.parameters(), trainee.dit.parameters())]
     assert 0 < max(moved)                       # an average, not a copy
     assert trainee.ema.head.head.weight.abs().max() > 0   # left its zero initialisation
+
+
+def test_prompt_gap_compares_the_own_and_the_opposite_move(data, tmp_path):
+    _, dataset, _ = data
+    moving = {**dataset, "action": ["left"] + dataset["action"][1:],
+              "prompt": ["the red circle moves to the left"] + dataset["prompt"][1:]}
+    trainee = train_dit(str(tmp_path), _config(3, lr=2e-3), dataset, **QUIET)
+    own, opposite = prompt_gap(trainee, moving, _config(3))
+    assert own > 0 and opposite > 0 and own != opposite            # the text reaches the velocity
+    for block in trainee.dit.blocks:                                # cut the text's values: no gap left
+        torch.nn.init.zeros_(block.cross_attn.v.weight)
+        torch.nn.init.zeros_(block.cross_attn.v.bias)
+    own, opposite = prompt_gap(trainee, moving, _config(3))
+    assert own == opposite
+    assert prompt_gap(trainee, {**dataset, "action": ["grow"] * len(dataset["action"])}, _config(3)) is None

@@ -7,6 +7,8 @@ as `sampling.fuse_frames` builds it), the image features and the prompt's umT5 c
 σ is drawn with the density of the sampler's shifted schedule: σ = s·u / (1 + (s − 1)·u), u ~ U(0, 1).
 A tenth of the prompts are replaced by the unconditional text (the official negative prompt or
 an empty one), which classifier-free guidance needs. The exported DiT is an EMA of the weights.
+At every checkpoint the log also shows the prompt gap: the loss on fixed move clips with their own
+prompt and with the opposite move's prompt, which stay equal while the DiT ignores the verb.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ from .training_state import resume_state, save_state, scheduled_lr
 
 STATE_FILE = "dit_training.pt"
 UNCONDITIONAL = (NEGATIVE_PROMPT_I2V, "")
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
+GAP_SIGMA = 0.8                # the prompt gap's noise level
 
 
 @dataclass
@@ -133,9 +137,9 @@ def _clip_weights(data: dict, balance: bool) -> torch.Tensor:
     return torch.tensor([1.0 / counts[action] for action in data["action"]])
 
 
-def flow_matching_loss(trainee: Trainee, data: dict, config: DiTTraining, step: int) -> torch.Tensor:
-    """MSE between the DiT's velocity and ε − x0 for the batch of `step`."""
-    indices, sigma, noise, prompts = training_step_inputs(config, data, step)
+def velocity_error(trainee: Trainee, data: dict, indices: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
+                   prompts: list[str], config: DiTTraining) -> torch.Tensor:
+    """MSE between the DiT's velocity and ε − x0 for clips `indices` at noise levels `sigma` [B]."""
     device = trainee.dit.patch_embedding.weight.device
     x0, noise, sigma = data["x0"][indices].to(device), noise.to(device), sigma.to(device)
     groups = data["group"][indices]
@@ -144,6 +148,28 @@ def flow_matching_loss(trainee: Trainee, data: dict, config: DiTTraining, step: 
                                 data["clip_fea"][groups].to(device), data["y"][groups].to(device),
                                 compiled=config.compile)
     return (velocity - (noise - x0)).square().mean()
+
+
+def flow_matching_loss(trainee: Trainee, data: dict, config: DiTTraining, step: int) -> torch.Tensor:
+    """The training loss of `step`'s batch."""
+    indices, sigma, noise, prompts = training_step_inputs(config, data, step)
+    return velocity_error(trainee, data, indices, sigma, noise, prompts, config)
+
+
+@torch.no_grad()
+def prompt_gap(trainee: Trainee, data: dict, config: DiTTraining, clips: int = 8) -> tuple[float, float] | None:
+    """Loss at σ GAP_SIGMA on the first `clips` move clips with their own prompt and with the opposite
+    move's, same noise (None when the data has no move clips)."""
+    indices = torch.tensor([i for i, action in enumerate(data["action"]) if action in OPPOSITE][:clips],
+                           dtype=torch.long)
+    if not len(indices):
+        return None
+    sigma = torch.full((len(indices),), GAP_SIGMA)
+    noise = torch.randn((len(indices), *data["x0"].shape[1:]), generator=torch.Generator().manual_seed(config.seed))
+    own = [data["prompt"][i] for i in indices]
+    opposite = [prompt.replace(data["action"][i], OPPOSITE[data["action"][i]]) for prompt, i in zip(own, indices)]
+    return tuple(velocity_error(trainee, data, indices, sigma, noise, prompts, config).item()
+                 for prompts in (own, opposite))
 
 
 def train_dit(directory: str, config: DiTTraining, data: dict, device: str | torch.device = "cpu",
@@ -171,8 +197,10 @@ def train_dit(directory: str, config: DiTTraining, data: dict, device: str | tor
             config.seconds = earlier + time.perf_counter() - began
             save_state(path, config, parts, step + 1)
             recent = [value for _, value in config.losses[-config.checkpoint_every:]]
+            gap = prompt_gap(trainee, data, config)
+            gap = f"prompt gap at σ {GAP_SIGMA}: own {gap[0]:.4f} / opposite {gap[1]:.4f}, " if gap else ""
             log(f"dit step {step + 1}/{config.steps}: loss {sum(recent) / len(recent):.4f} "
-                f"(mean of the last {len(recent)}), {config.seconds:.0f} s in all")
+                f"(mean of the last {len(recent)}), {gap}{config.seconds:.0f} s in all")
     return trainee.eval().requires_grad_(False)
 
 
