@@ -32,7 +32,8 @@ class WanSamplerAlignment(WanNode):
                     default=1.0, **fraction)),
                 "stats_strength": ("FLOAT", tooltip(
                     "How strongly each latent frame's per-channel brightness and contrast are pulled to their "
-                    "slow trend from the start image: removes flicker and jumps, keeps slow light changes. 0 = off.",
+                    "slow trend from the start image: removes flicker and jumps, keeps slow light changes. 0 = off. "
+                    "Experimental: on Wan2.1-tiny it raised the colour drift (docs/benchmarks.md).",
                     default=0.0, **fraction)),
                 "stats_start": ("FLOAT", tooltip(
                     "Where the statistics alignment begins, as a fraction of the steps (late steps work best).",

@@ -56,7 +56,8 @@ class FrameAlignment:
     anchor_start / anchor_end: the anchor's steps, as fractions of the run (step i of n acts when
       start <= (i-1)/n < end).
     stats_strength: 0..1, how far each latent frame's per-channel mean and log-std move to their
-      slow component anchored to the start (see `latent_statistics`); 0 = off.
+      slow component anchored to the start (see `latent_statistics`); 0 = off. Experimental: on
+      Wan2.1-tiny it raised the colour drift (docs/benchmarks.md, "In the sampler").
     stats_start / stats_end: its steps (default: the second half, where the x0 estimate is sharp).
     stats_window: ± latent frames of the temporal low-pass (1 latent frame = 4 video frames).
     """
