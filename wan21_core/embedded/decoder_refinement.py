@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from dataclasses import dataclass, field
 
 import torch
 
 from ..models import WanVAE
-from .training_state import resume_state, save_state, scheduled_lr
+from .training_state import optimise, resume_state
 from .vae_training import VAETraining, training_batch
 from .world import render_clip, sample_scene
 
@@ -67,19 +66,11 @@ def refine_decoder(directory: str, config: DecoderRefinement, vae: WanVAE, vae_c
     path = os.path.join(directory, STATE_FILE)
     parts = {"decoder": decoder, "optimiser": optimiser}
     start = resume_state(path, config, parts, "refine_decoder")
-    began, earlier = time.perf_counter(), config.seconds
-    for step in range(start, config.steps):
+
+    def loss_at(step: int) -> torch.Tensor:
         video = refinement_batch(config, vae_config, step).to(device)
-        for group in optimiser.param_groups:
-            group["lr"] = scheduled_lr(config, step)
         latent = vae.encode(video).clone()                   # frozen encoder; clone: a normal tensor
-        mse = (vae.decode_for_training(latent) - video).pow(2).mean()
-        optimiser.zero_grad(set_to_none=True)
-        mse.backward()
-        optimiser.step()
-        config.losses.append((step + 1, mse.item()))
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            config.seconds = earlier + time.perf_counter() - began
-            save_state(path, config, parts, step + 1)
-            log(f"decoder step {step + 1}/{config.steps}: MSE {mse.item():.4f}, {config.seconds:.0f} s in all")
+        return (vae.decode_for_training(latent) - video).pow(2).mean()
+
+    optimise(path, config, parts, optimiser, start, loss_at, "decoder", log)
     return vae.eval().requires_grad_(False)

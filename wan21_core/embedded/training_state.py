@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import asdict
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 
@@ -51,3 +52,24 @@ def scheduled_lr(config, step: int) -> float:
         return config.lr * (step + 1) / config.warmup
     progress = min(1.0, (step - config.warmup) / max(1, config.decay_until - config.warmup))
     return config.lr * (config.final_lr + (1 - config.final_lr) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def optimise(path: str, config, parts: Mapping[str, object], optimiser: torch.optim.Optimizer, start: int,
+             loss_at: Callable[[int], torch.Tensor], stage: str, log=print) -> None:
+    """Steps `start` .. `config.steps` of a stage whose step is one optimiser step on `loss_at(step)`
+    at the scheduled learning rate: the loss is recorded, and every `checkpoint_every` steps (and at
+    the end) the state is saved and a line logged as "`stage` step n/N: MSE ...".
+    """
+    began, earlier = time.perf_counter(), config.seconds
+    for step in range(start, config.steps):
+        for group in optimiser.param_groups:
+            group["lr"] = scheduled_lr(config, step)
+        loss = loss_at(step)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        config.losses.append((step + 1, loss.item()))
+        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
+            config.seconds = earlier + time.perf_counter() - began
+            save_state(path, config, parts, step + 1)
+            log(f"{stage} step {step + 1}/{config.steps}: MSE {loss.item():.4f}, {config.seconds:.0f} s in all")

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from ..models import VAEConfig, WanVAE
-from .training_state import resume_state, save_state, scheduled_lr
+from .training_state import optimise, resume_state
 from .world import render_clip, sample_scene
 
 STATE_FILE = "vae_training.pt"
@@ -129,19 +128,11 @@ def train_vae(directory: str, config: VAETraining, device: str | torch.device = 
     path = os.path.join(directory, STATE_FILE)
     parts = {"model": model, "optimiser": optimiser}
     start = resume_state(path, config, parts, "train_vae")
-    began, earlier = time.perf_counter(), config.seconds
-    for step in range(start, config.steps):
+
+    def loss_at(step: int) -> torch.Tensor:
         video = training_batch(config, step).to(device)
-        for group in optimiser.param_groups:
-            group["lr"] = scheduled_lr(config, step)
         recon, _ = model.reconstruct(video)
-        mse = (recon - video).pow(2).mean()
-        optimiser.zero_grad(set_to_none=True)
-        mse.backward()
-        optimiser.step()
-        config.losses.append((step + 1, mse.item()))
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            config.seconds = earlier + time.perf_counter() - began
-            save_state(path, config, parts, step + 1)
-            log(f"vae step {step + 1}/{config.steps}: MSE {mse.item():.4f}, {config.seconds:.0f} s in all")
+        return (recon - video).pow(2).mean()
+
+    optimise(path, config, parts, optimiser, start, loss_at, "vae", log)
     return model.eval().requires_grad_(False)
